@@ -1,0 +1,26 @@
+"""rxchat: streaming chat completions as ReactiveX Observables.
+
+``create_stream_completion(params)`` POSTs an OpenAI-style request with
+``stream: true`` and emits each ``choices[i].delta`` as a :class:`Message`;
+``ChatSession`` keeps a whole conversation's context. See ``docs/`` for the guides.
+"""
+
+from __future__ import annotations
+
+from ._client import ChatClient
+from ._models import ChatCompletionParams, ChatMessage, FunctionCall, Message, ToolCall, Usage
+from ._stream import create_stream_completion
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChatClient",
+    "ChatCompletionParams",
+    "ChatMessage",
+    "FunctionCall",
+    "Message",
+    "ToolCall",
+    "Usage",
+    "__version__",
+    "create_stream_completion",
+]

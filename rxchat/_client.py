@@ -1,0 +1,265 @@
+"""ChatClient: where requests go, with which key, model and limits.
+
+Configuration is resolved once, when the client is built: argument, else environment
+variable, else default. The API key is kept out of ``repr``, logs and error messages.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from . import _transport
+from ._deltas import error_message_of
+from ._models import ChatCompletionParams, message_to_wire
+from ._sse import DEFAULT_MAX_EVENT_BYTES
+from .errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    RateLimitError,
+    ServerError,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "DEFAULT_TIMEOUT",
+    "ChatClient",
+    "status_error",
+]
+
+DEFAULT_BASE_URL = "https://api.siliconflow.cn/v1"
+"""SiliconFlow's OpenAI-compatible endpoint, used when nothing else is configured."""
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-7B-Instruct"
+"""A SiliconFlow chat model available on its free tier."""
+
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 120.0)
+"""``(connect, read)`` seconds: 10 s to connect; 120 s of silence between bytes.
+
+Reasoning models may think for a minute before their first byte on a busy provider,
+so the read timeout is generous but finite: a stalled server never hangs a subscriber.
+"""
+
+KEY_VARIABLES = ("RXCHAT_API_KEY", "SILICONFLOW_API_KEY")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ChatClient:
+    """Where and how chat-completion requests are sent.
+
+    Args:
+        base_url: The API root, e.g. ``https://api.openai.com/v1``; else
+            ``RXCHAT_BASE_URL``, else :data:`DEFAULT_BASE_URL`.
+        api_key: The bearer token; else ``RXCHAT_API_KEY``, else
+            ``SILICONFLOW_API_KEY``. A loopback server may be used without one.
+        model: Model used when the params name none; else ``RXCHAT_MODEL``, else
+            :data:`DEFAULT_MODEL`.
+        timeout: Seconds, or ``(connect, read)`` where read is the longest silence
+            allowed between bytes; default :data:`DEFAULT_TIMEOUT`.
+        max_retries: Further attempts after a 408, 409, 429, 5xx or connection
+            failure, only before the first delta was emitted.
+        session: A ``requests.Session`` to use; by default the client owns one.
+        headers: Extra headers sent with every request.
+        allow_insecure_http: Send the key over plain http to a non-loopback host.
+        max_event_bytes: Largest single stream event accepted (default 1 MiB).
+
+    Raises:
+        ConfigurationError: The base URL is not http(s), or is plain http to a
+            non-loopback host without ``allow_insecure_http=True``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        model: str | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        session: requests.Session | None = None,
+        headers: Mapping[str, str] | None = None,
+        allow_insecure_http: bool = False,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        env = os.environ
+        url = (base_url or env.get("RXCHAT_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                f"base_url {url!r} is not an http(s) URL; use something like "
+                "'https://api.siliconflow.cn/v1'."
+            )
+        if parts.scheme == "http" and not allow_insecure_http:
+            if not _is_loopback(parts.hostname):
+                raise ConfigurationError(
+                    f"Refusing to send the API key over plain http to {parts.hostname}; "
+                    "use https, or pass allow_insecure_http=True if the network is "
+                    "trusted."
+                )
+        self.base_url = url
+        self._api_key = api_key or next((env[v] for v in KEY_VARIABLES if env.get(v)), None)
+        self.model = model or env.get("RXCHAT_MODEL") or DEFAULT_MODEL
+        self.timeout = timeout
+        self.max_retries = max(0, int(max_retries))
+        self.session = session if session is not None else _transport.new_session()
+        self.headers = dict(headers or {})
+        self.max_event_bytes = max_event_bytes
+        self._loopback = _is_loopback(parts.hostname)
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "missing"
+        return f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, api_key=<{key}>)"
+
+    @property
+    def has_api_key(self) -> bool:
+        """Whether an API key is configured (the key itself is never exposed)."""
+        return self._api_key is not None
+
+    @property
+    def completions_url(self) -> str:
+        """The URL requests are POSTed to."""
+        return f"{self.base_url}/chat/completions"
+
+    def build_body(self, params: ChatCompletionParams | Mapping[str, Any]) -> bytes:
+        """Encode a request body: params as given, ``stream: true``, default model.
+
+        Raises:
+            ConfigurationError: The params cannot be encoded as JSON.
+        """
+        body = dict(params)
+        body["messages"] = [message_to_wire(m) for m in body.get("messages") or ()]
+        body.setdefault("model", self.model)
+        if not body["model"]:
+            body["model"] = self.model
+        body["stream"] = True
+        try:
+            return json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"The request params cannot be sent as JSON: {exc}. Pass only "
+                "strings, numbers, lists and dicts."
+            ) from None
+
+    def build_headers(self) -> dict[str, str]:
+        """Request headers, including Authorization.
+
+        Raises:
+            AuthenticationError: No key is configured and the server is not loopback.
+        """
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "Accept-Encoding": "identity",
+            **self.headers,
+        }
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        elif not self._loopback:
+            raise AuthenticationError(
+                0,
+                "",
+                "No API key is configured: set SILICONFLOW_API_KEY (or RXCHAT_API_KEY "
+                "with RXCHAT_BASE_URL for another provider), or pass "
+                "ChatClient(api_key=...).",
+            )
+        return headers
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key, if it occurs, replaced by ``***``."""
+        if self._api_key and self._api_key in text:
+            return text.replace(self._api_key, "***")
+        return text
+
+    def close(self) -> None:
+        """Close the client's HTTP connections."""
+        self.session.close()
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def status_error(
+    status: int, body: str, headers: Mapping[str, str], url: str
+) -> APIStatusError:
+    """The typed error for an HTTP error response, with the server's message."""
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        payload = None
+    server_message, _code = error_message_of(payload)
+    if server_message is None:
+        server_message = _plain_text(body)
+    said = f": {server_message}" if server_message else ""
+    what = f"The server at {url} answered HTTP {status}{said}."
+    if status in (401, 403):
+        return AuthenticationError(
+            status, body, f"{what} Check the API key for this provider "
+            "(SILICONFLOW_API_KEY or RXCHAT_API_KEY) and its permissions.",
+            server_message=server_message,
+        )
+    if status == 429:
+        retry_after = retry_after_seconds(headers)
+        wait = f" The server asked to wait {retry_after:g} s." if retry_after else ""
+        return RateLimitError(
+            status, body, f"{what}{wait} Slow down, or retry later.",
+            server_message=server_message, retry_after=retry_after,
+        )
+    if status >= 500:
+        return ServerError(
+            status, body, f"{what} The provider failed; retry later.",
+            server_message=server_message,
+        )
+    if status in (400, 404, 409, 413, 422):
+        return BadRequestError(
+            status, body, f"{what} Fix the request (model name, messages, "
+            "parameters) before retrying.",
+            server_message=server_message,
+        )
+    return APIStatusError(status, body, what, server_message=server_message)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds), if present."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if seconds >= 0:
+            return seconds
+    return None
+
+
+def _plain_text(body: str) -> str | None:
+    """A short readable line from a text or HTML body."""
+    import re
+
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", body)
+    title = re.search(r"(?is)<title>(.*?)</title>", text)
+    if title:
+        text = title.group(1)
+    text = " ".join(re.sub(r"<[^>]+>", " ", text).split())
+    return text[:300] or None

@@ -1,0 +1,174 @@
+"""From Server-Sent Events to ``Message`` deltas: the chat-completion chunk protocol.
+
+Pure and per-stream: a :class:`DeltaDecoder` is fed the events of one response and
+returns the deltas to emit, and tracks what is needed to tell a finished stream from a
+cut-off one. What it accepts is modelled on recorded provider streams
+(``../shared/streams``):
+
+* ``data: [DONE]`` ends the stream (whitespace around it is ignored);
+* a chunk whose ``choices`` is empty carries usage (emitted as a usage-only delta) or
+  provider annotations (Azure ``prompt_filter_results``, moderation: skipped);
+* a choice with neither ``delta`` nor ``finish_reason`` is an annotation (skipped);
+* explicit nulls never overwrite anything; ``delta.reasoning`` is ``reasoning_content``;
+* an ``{"error": ...}`` object, or an ``event: error`` event, inside a 200 stream ends
+  it with :class:`~rxchat.errors.StreamError` carrying the server's message, after the
+  deltas and usage of the same chunk were emitted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from ._models import Message, ToolCall, Usage
+from ._sse import ServerSentEvent
+from .errors import StreamError, StreamInterrupted
+
+__all__ = ["DeltaDecoder", "error_message_of"]
+
+_loads: Callable[[str], Any] = json.loads
+
+
+def error_message_of(payload: Any) -> tuple[str | None, Any]:
+    """Find the human message and code in an error body of any common shape.
+
+    Handles OpenAI's ``{"error": {"message", "code"}}``, SiliconFlow's
+    ``{"code", "message", "data"}``, ``{"error": "text"}`` and ``{"detail": ...}``.
+
+    Returns:
+        ``(message, code)``, either of which may be None.
+    """
+    if not isinstance(payload, Mapping):
+        return None, None
+    error = payload.get("error")
+    if isinstance(error, Mapping):
+        message = error.get("message") or error.get("msg")
+        return (str(message) if message else None), error.get("code")
+    if isinstance(error, str) and error:
+        return error, payload.get("code")
+    for key in ("message", "msg", "detail"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value, payload.get("code")
+    return None, payload.get("code")
+
+
+class DeltaDecoder:
+    """Decodes the events of one chat-completion stream into deltas."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self._open_choices: set[int] = set()
+        self._finished_choices: set[int] = set()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the stream may end now: ``[DONE]`` seen, or every choice finished."""
+        if self.done:
+            return True
+        return bool(self._finished_choices) and not self._open_choices
+
+    def check_end(self) -> None:
+        """Call at end of body.
+
+        Raises:
+            StreamInterrupted: The body ended before the reply was complete.
+        """
+        if not self.complete:
+            raise StreamInterrupted(
+                "The response ended before the reply was complete (no [DONE] and no "
+                "finish_reason): the connection was cut or the server gave up. The "
+                "deltas received so far were emitted; retry to get the whole reply."
+            )
+
+    def decode(self, event: ServerSentEvent) -> tuple[list[Message], StreamError | None]:
+        """Decode one event.
+
+        Returns:
+            The deltas to emit, and a StreamError to emit after them if the event
+            carried an error object.
+
+        Raises:
+            StreamError: The event is not JSON, or not a JSON object.
+        """
+        data = event.data
+        if data[:1] != "{" and data.strip() == "[DONE]":
+            self.done = True
+            return [], None
+        try:
+            chunk = _loads(data)
+        except ValueError:
+            raise StreamError(
+                f"The server sent an event that is not JSON: {data[:200]!r}. It is not "
+                "an OpenAI-compatible stream, or the response was corrupted."
+            ) from None
+        if not isinstance(chunk, dict):
+            raise StreamError(
+                f"The server sent an event that is not a JSON object: {data[:200]!r}."
+            )
+        messages = self._messages(chunk)
+        if event.event == "error" or chunk.get("error"):
+            return messages, _stream_error(chunk)
+        return messages, None
+
+    def _messages(self, chunk: dict[str, Any]) -> list[Message]:
+        raw_usage = chunk.get("usage")
+        usage = Usage.from_dict(raw_usage) if isinstance(raw_usage, dict) else None
+        messages: list[Message] = []
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            finish = choice.get("finish_reason")
+            if delta is None and finish is None:
+                continue
+            index = choice.get("index")
+            index = index if isinstance(index, int) else 0
+            if finish is not None:
+                self._finished_choices.add(index)
+                self._open_choices.discard(index)
+            elif index not in self._finished_choices:
+                self._open_choices.add(index)
+            messages.append(_delta(delta if isinstance(delta, dict) else {}, finish, index))
+        if usage is not None:
+            if messages:
+                messages[-1] = replace(messages[-1], usage=usage)
+            else:
+                messages.append(Message(usage=usage))
+        return messages
+
+
+def _delta(delta: dict[str, Any], finish_reason: str | None, index: int) -> Message:
+    reasoning = delta.get("reasoning_content")
+    if reasoning is None:
+        reasoning = delta.get("reasoning")
+        if not isinstance(reasoning, str):
+            reasoning = None
+    calls = delta.get("tool_calls")
+    return Message(
+        delta.get("role") or "assistant",
+        delta.get("content"),
+        reasoning,
+        delta.get("name"),
+        tuple(ToolCall.from_dict(c, i) for i, c in enumerate(calls) if isinstance(c, dict))
+        if calls
+        else (),
+        delta.get("tool_call_id"),
+        finish_reason,
+        None,
+        index,
+    )
+
+
+def _stream_error(chunk: dict[str, Any]) -> StreamError:
+    message, code = error_message_of(chunk)
+    text = message or json.dumps(chunk)[:300]
+    return StreamError(
+        f"The server reported an error in the middle of the stream: {text}. The deltas "
+        "before it were emitted; the reply is incomplete. Retry, or shorten the request "
+        "if the error is about limits.",
+        server_message=message,
+        code=code,
+    )

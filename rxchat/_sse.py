@@ -1,0 +1,193 @@
+"""A pure, incremental Server-Sent Events decoder: bytes in, events out.
+
+It implements the WHATWG HTML "Interpreting an event stream" algorithm
+(https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation)
+and nothing else: no I/O, no threads, no JSON. Feeding the same bytes split at any
+boundaries gives the same events, because
+
+* lines end at ``\\r\\n``, ``\\r`` or ``\\n`` (9.2.5), and a ``\\r`` that ends one chunk
+  is a complete line ending whose ``\\n`` partner, if it comes first in the next chunk,
+  is skipped: CR-only streams dispatch without waiting for more bytes;
+* bytes are decoded per line, after splitting, so a UTF-8 character cut between two
+  reads is joined before it is decoded;
+* a leading byte order mark is dropped (9.2.6: "One leading U+FEFF BOM character must
+  be ignored if any are present").
+
+At end of body, the spec drops an event that was not ended by a blank line. Recorded
+providers do end streams with an event whose last line ends with a newline but no blank
+line follows; :meth:`SSEDecoder.end` dispatches such an event (the rule proposed in
+openai-node#2725) and still drops one whose last line was cut off mid-line.
+
+sseclient-py, the usual choice, fails several of these points (it dispatches a cut-off
+trailing event, keeps the BOM, and misses ``\\n\\r\\n`` event boundaries), so rxchat
+carries this decoder instead; ``tests/test_sse.py`` shows the differences.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import StreamError
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "ServerSentEvent"]
+
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+"""Largest event (all its lines together) accepted before a StreamError: 1 MiB."""
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One dispatched event: its type, data (lines joined by ``\\n``), id and retry."""
+
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Turns the bytes of an event stream into :class:`ServerSentEvent` values.
+
+    Args:
+        max_event_bytes: Largest event, or unterminated line, to hold in memory. A
+            stream that exceeds it raises :class:`~rxchat.errors.StreamError`, so an
+            endless line cannot exhaust memory.
+    """
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._max = max_event_bytes
+        self._partial: list[bytes] = []
+        self._partial_size = 0
+        self._skip_lf = False
+        self._first_line = True
+        self._event_type = ""
+        self._data: list[str] = []
+        self._event_size = 0
+        self._last_id: str | None = None
+        self._retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """Decode the next bytes of the stream.
+
+        Args:
+            chunk: Any number of bytes, split anywhere.
+
+        Returns:
+            The events completed by these bytes, in order.
+
+        Raises:
+            StreamError: An event is over the size limit or a line is not UTF-8.
+        """
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if not chunk:
+            return []
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._partial.append(chunk)
+            self._partial_size += len(chunk)
+            self._check_size(self._partial_size)
+            return []
+        if self._partial:
+            chunk = b"".join(self._partial) + chunk
+            self._partial.clear()
+            self._partial_size = 0
+        lines = _LINE_END.split(chunk) if b"\r" in chunk else chunk.split(b"\n")
+        rest = lines.pop()
+        if rest:
+            self._partial.append(rest)
+            self._partial_size = len(rest)
+            self._check_size(len(rest))
+        elif chunk[-1:] == b"\r":
+            self._skip_lf = True
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            event = self._process_line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def end(self) -> list[ServerSentEvent]:
+        """Signal the end of the body.
+
+        Returns:
+            The pending event, if its last line was complete (see the module notes);
+            an event cut off mid-line is dropped.
+        """
+        cut_off = bool(self._partial)
+        self._partial.clear()
+        self._partial_size = 0
+        if cut_off or not self._data:
+            self._reset_event()
+            return []
+        event = self._dispatch()
+        return [event] if event is not None else []
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether bytes of an undispatched event are held."""
+        return bool(self._partial or self._data)
+
+    def _check_size(self, size: int) -> None:
+        if self._event_size + size > self._max:
+            raise StreamError(
+                f"An event in the stream is larger than {self._max} bytes; the server "
+                "is sending something that is not a chat completion stream. Raise "
+                "max_event_bytes if such events are expected."
+            )
+
+    def _process_line(self, raw: bytes) -> ServerSentEvent | None:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StreamError(
+                f"The stream is not valid UTF-8 ({exc.reason} at byte {exc.start} of "
+                f"line {raw[:80]!r}); the server or a proxy corrupted the response."
+            ) from None
+        if self._first_line:
+            self._first_line = False
+            if line.startswith(_BOM):
+                line = line[1:]
+        if not line:
+            return self._dispatch()
+        if line[0] == ":":
+            return None
+        field, sep, value = line.partition(":")
+        if sep and value[:1] == " ":
+            value = value[1:]
+        if field == "data":
+            self._event_size += len(raw)
+            self._check_size(0)
+            self._data.append(value)
+        elif field == "event":
+            self._event_type = value
+        elif field == "id":
+            if "\0" not in value:
+                self._last_id = value
+        elif field == "retry":
+            if value.isascii() and value.isdigit():
+                self._retry = int(value)
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        if not self._data:
+            self._reset_event()
+            return None
+        event = ServerSentEvent(
+            event=self._event_type or "message",
+            data="\n".join(self._data),
+            id=self._last_id,
+            retry=self._retry,
+        )
+        self._reset_event()
+        return event
+
+    def _reset_event(self) -> None:
+        self._event_type = ""
+        self._data = []
+        self._event_size = 0

@@ -1,0 +1,269 @@
+"""HTTP transport: the only module that imports ``requests``.
+
+It opens one streamed POST and hands back a :class:`StreamResponse` whose
+:meth:`~StreamResponse.iter_bytes` yields the body as it arrives, and an
+:class:`AbortHandle` that closes the socket from any thread, at once:
+
+* reads use urllib3's ``read1``, which returns whatever bytes are available, so an
+  event is seen the moment it arrives in both chunked and close-delimited framing
+  (``iter_content`` holds a close-delimited body until the connection ends);
+* the connection is tracked from the moment the request is written, so aborting also
+  works while the server has not yet sent headers (the socket is shut down, which wakes
+  the blocked read in the reader thread);
+* every ``requests``/``urllib3``/socket exception is translated here, once, including
+  those raised while the body is read.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+import requests.adapters
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .errors import APIConnectionError, APITimeoutError
+
+__all__ = ["AbortHandle", "StreamResponse", "new_session", "post_stream"]
+
+log = logging.getLogger("rxchat")
+
+READ_SIZE = 65536
+_current = threading.local()
+
+
+class AbortHandle:
+    """Closes the connection of one request from any thread, before or after headers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.aborted = False
+        self._conn: HTTPConnection | None = None
+        self._response: Any = None
+
+    def attach(self, conn: HTTPConnection | None = None, response: Any = None) -> None:
+        """Record the connection (or response) now carrying the request."""
+        with self._lock:
+            if conn is not None:
+                self._conn = conn
+            if response is not None:
+                self._response = response
+            aborted = self.aborted
+        if aborted:
+            self._shutdown()
+
+    def abort(self) -> None:
+        """Shut the socket down now; idempotent and safe from any thread."""
+        with self._lock:
+            if self.aborted:
+                return
+            self.aborted = True
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        sock = getattr(self._conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        shutdown = getattr(self._response, "shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown()
+            except OSError:
+                pass
+
+
+class _TrackingMixin:
+    """Registers the connection with the calling thread's AbortHandle."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        handle: AbortHandle | None = getattr(_current, "handle", None)
+        if handle is not None:
+            handle.attach(conn=self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        handle: AbortHandle | None = getattr(_current, "handle", None)
+        if handle is not None and handle.aborted:
+            self.close()  # type: ignore[attr-defined]
+            raise _Aborted("aborted")
+
+
+class _TrackedHTTPConnection(_TrackingMixin, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_TrackingMixin, HTTPSConnection):
+    pass
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _Aborted(OSError):
+    """Raised inside the transport when the request was aborted while connecting."""
+
+
+class _TrackingAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _TrackedHTTPPool,
+            "https": _TrackedHTTPSPool,
+        }
+
+
+def new_session() -> requests.Session:
+    """A ``requests.Session`` whose connections can be aborted before headers arrive."""
+    session = requests.Session()
+    adapter = _TrackingAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class StreamResponse:
+    """An open streamed response: status, headers, and the body as it arrives."""
+
+    def __init__(self, response: requests.Response, handle: AbortHandle) -> None:
+        self._response = response
+        self._handle = handle
+        self.status_code: int = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self.url = response.url
+
+    @property
+    def content_type(self) -> str:
+        """The media type, lower-cased, without parameters."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """Yield the body in pieces as soon as bytes arrive, until it ends.
+
+        Raises:
+            APITimeoutError: No byte arrived within the read timeout.
+            APIConnectionError: The connection broke.
+        """
+        raw = self._response.raw
+        read1 = raw.read1
+        try:
+            while True:
+                chunk = read1(READ_SIZE)
+                if not chunk:
+                    return
+                yield chunk
+        except Exception as exc:
+            raise translate(exc, self.url, reading=True) from None
+
+    def read_text(self, limit: int = 65536) -> str:
+        """Read up to ``limit`` bytes of the body as text (for error bodies)."""
+        data = bytearray()
+        for chunk in self.iter_bytes():
+            data += chunk
+            if len(data) >= limit:
+                break
+        return bytes(data[:limit]).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        """Close the response and its connection (it is not returned to the pool)."""
+        try:
+            self._response.raw.close()
+        except Exception:  # noqa: BLE001 - closing must never fail the stream
+            pass
+        self._response.close()
+
+
+def post_stream(
+    session: requests.Session,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float | tuple[float, float],
+    handle: AbortHandle,
+) -> StreamResponse:
+    """POST ``body`` and return the response once its headers have arrived.
+
+    Raises:
+        APIConnectionError: Could not connect, or aborted.
+        APITimeoutError: Connecting or waiting for headers took too long.
+    """
+    started = time.monotonic()
+    _current.handle = handle
+    try:
+        response = session.post(
+            url, data=body, headers=dict(headers), timeout=timeout, stream=True
+        )
+    except Exception as exc:
+        raise translate(exc, url, reading=False) from None
+    finally:
+        _current.handle = None
+    handle.attach(response=response.raw)
+    log.debug(
+        "POST %s -> %s in %.3f s", url, response.status_code, time.monotonic() - started
+    )
+    return StreamResponse(response, handle)
+
+
+def translate(exc: BaseException, url: str, *, reading: bool) -> Exception:
+    """Turn a requests/urllib3/socket exception into an rxchat error."""
+    if _is_timeout(exc):
+        what = "No data arrived" if reading else "The server did not answer"
+        return APITimeoutError(
+            f"{what} from {url} within the timeout. The server may be overloaded or "
+            "the network stalled; retry, or raise ChatClient(timeout=...)."
+        )
+    stage = "while reading the response from" if reading else "to connect to"
+    reason = _short_reason(exc)
+    return APIConnectionError(
+        f"Failed {stage} {url}: {reason}. Check the base URL and your network, then "
+        "retry."
+    )
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            (
+                requests.Timeout,
+                urllib3.exceptions.TimeoutError,
+                socket.timeout,
+                TimeoutError,
+            ),
+        ):
+            return True
+        nested = current.args[0] if current.args else None
+        if isinstance(nested, BaseException):
+            current = nested
+        else:
+            current = current.__cause__ or current.__context__
+    return False
+
+
+def _short_reason(exc: BaseException) -> str:
+    if isinstance(exc, (http.client.IncompleteRead, urllib3.exceptions.ProtocolError)):
+        return "the connection closed in the middle of the response"
+    text = str(exc) or type(exc).__name__
+    if "refused" in text.lower():
+        return "connection refused (is the server running?)"
+    return text[:300]

@@ -1,0 +1,176 @@
+"""Every failure rxchat raises or emits, as one exception tree.
+
+Errors travel down an Observable as ``on_error`` values; the same classes are raised by
+the few synchronous calls (``ChatClient(...)``, ``ChatSession.load``). Each message says
+what happened and what to do, quotes the server's own message when it sent one, and
+never contains the API key::
+
+    RxChatError
+    ├── ConfigurationError          bad base_url, insecure http, unreadable file
+    ├── APIError
+    │   ├── APIStatusError          the server answered with an HTTP error status
+    │   │   ├── BadRequestError     400, 404, 409, 413, 422
+    │   │   ├── AuthenticationError 401, 403, or no API key configured
+    │   │   ├── RateLimitError      429 (``retry_after`` in seconds, if sent)
+    │   │   └── ServerError         5xx
+    │   ├── APIConnectionError      could not connect, or the connection broke
+    │   │   └── APITimeoutError     connect, idle or first-delta timeout
+    │   ├── StreamError             malformed event, error object in the stream,
+    │   │                           event over the size limit, wrong Content-Type
+    │   └── StreamInterrupted       the body ended before the reply was finished
+    └── SessionError                a ChatSession call that cannot be honoured now
+
+Exceptions from ``requests``/``urllib3`` are translated once, in the transport layer,
+including while the body is being read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "RateLimitError",
+    "RxChatError",
+    "ServerError",
+    "SessionError",
+    "StreamError",
+    "StreamInterrupted",
+]
+
+
+class RxChatError(Exception):
+    """Base class of every error rxchat raises or emits."""
+
+
+class ConfigurationError(RxChatError):
+    """The client or session was configured in a way that cannot work."""
+
+
+class SessionError(RxChatError):
+    """A ChatSession operation that cannot be performed in the current state."""
+
+
+class APIError(RxChatError):
+    """A failure talking to the chat-completions endpoint."""
+
+
+class APIStatusError(APIError):
+    """The server answered with an HTTP error status.
+
+    Attributes:
+        status_code: The HTTP status code.
+        body: The response body as text (truncated to 4 KiB).
+        server_message: The message the server gave, if one could be found.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        body: str,
+        message: str,
+        *,
+        server_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.server_message = server_message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_status_error,
+            (type(self), self.status_code, self.body, str(self), self.server_message),
+        )
+
+
+def _rebuild_status_error(
+    cls: type[APIStatusError],
+    status_code: int,
+    body: str,
+    message: str,
+    server_message: str | None,
+) -> APIStatusError:
+    return cls(status_code, body, message, server_message=server_message)
+
+
+class BadRequestError(APIStatusError):
+    """The server rejected the request itself (400, 404, 409, 413, 422)."""
+
+
+class AuthenticationError(APIStatusError):
+    """The API key is missing, wrong, or lacks permission (401, 403).
+
+    A missing key is reported with ``status_code`` 0: no request was sent.
+    """
+
+
+class RateLimitError(APIStatusError):
+    """Too many requests (429).
+
+    Attributes:
+        retry_after: Seconds the server asked us to wait, or None.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        body: str,
+        message: str,
+        *,
+        server_message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status_code, body, message, server_message=server_message)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """The server failed (5xx)."""
+
+
+class APIConnectionError(APIError):
+    """Could not connect to the server, or the connection broke mid-response."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The server took longer than the configured timeout."""
+
+
+class StreamError(APIError):
+    """The response stream was malformed or carried an error object.
+
+    Attributes:
+        server_message: The message of an error object sent inside the stream, if any.
+        code: The error's code from the stream, if any.
+    """
+
+    def __init__(
+        self, message: str, *, server_message: str | None = None, code: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.server_message = server_message
+        self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_stream_error, (type(self), str(self), self.server_message, self.code))
+
+
+def _rebuild_stream_error(
+    cls: type[StreamError], message: str, server_message: str | None, code: Any
+) -> StreamError:
+    return cls(message, server_message=server_message, code=code)
+
+
+class StreamInterrupted(APIError):
+    """The response body ended before the reply was complete.
+
+    Neither ``data: [DONE]`` arrived nor did every choice send a ``finish_reason``:
+    the reply was cut off, so it must not be treated as finished.
+    """

@@ -1,0 +1,29 @@
+"""Testing helpers: a real loopback chat server, scripted replies and marble deltas.
+
+* :class:`FakeServer` is an OpenAI-compatible SSE server on 127.0.0.1 that plays
+  :class:`Reply` scripts and records every request; the offline model answers when
+  the script is empty (``rxchat serve`` runs the same server).
+* :func:`marble_deltas` and :class:`ScriptedCompletion` describe delta streams in
+  virtual time, for ``ChatSession(complete=..., scheduler=TestScheduler())`` tests.
+"""
+
+from __future__ import annotations
+
+from ._marbles import ScriptedCompletion, marble_deltas
+from ._offline import offline_answer, offline_reply
+from ._replies import STALL, Reply, chunk, sse_event
+from ._server import FakeServer, RecordedRequest, closed_port
+
+__all__ = [
+    "STALL",
+    "FakeServer",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedCompletion",
+    "chunk",
+    "closed_port",
+    "marble_deltas",
+    "offline_answer",
+    "offline_reply",
+    "sse_event",
+]

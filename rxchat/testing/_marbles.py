@@ -1,0 +1,70 @@
+"""Marble helpers: delta streams in virtual time, for ``ChatSession(complete=...)`` tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import reactivex
+from reactivex import Observable, abc
+
+from .._models import Message
+
+__all__ = ["ScriptedCompletion", "marble_deltas"]
+
+
+def marble_deltas(
+    marbles: str,
+    values: Mapping[str, Message | str] | None = None,
+    *,
+    error: Exception | None = None,
+    timespan: float = 1.0,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Observable[Message]:
+    """A cold Observable of deltas described by a marble string.
+
+    Each character is one ``timespan`` of virtual time; letters are looked up in
+    ``values`` (a ``str`` value becomes a content delta), ``|`` completes and ``#``
+    emits ``error``. ::
+
+        marble_deltas("-a-b-|", {"a": "Hel", "b": Message(content="lo", finish_reason="stop")})
+
+    Args:
+        marbles: The marble diagram.
+        values: What each letter emits.
+        error: What ``#`` emits (a StreamInterrupted-like error by default).
+        timespan: Virtual seconds per character.
+        scheduler: Scheduler to run on (usually the test's ``TestScheduler``).
+
+    Returns:
+        A cold Observable of ``Message`` deltas.
+    """
+    lookup = {
+        key: Message(content=value) if isinstance(value, str) else value
+        for key, value in (values or {}).items()
+    }
+    return reactivex.from_marbles(
+        marbles, timespan=timespan, lookup=lookup, error=error, scheduler=scheduler
+    )
+
+
+class ScriptedCompletion:
+    """A ``complete=`` stand-in for ChatSession: plays Observables and records params.
+
+    Args:
+        streams: The Observables to return, one per call, in order; or a callable
+            building one from the params.
+    """
+
+    def __init__(
+        self, *streams: Observable[Message] | Callable[[Any], Observable[Message]]
+    ) -> None:
+        self._streams = list(streams)
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, params: Any, **kwargs: Any) -> Observable[Message]:
+        self.calls.append(dict(params))
+        if not self._streams:
+            raise AssertionError("ScriptedCompletion was called more times than scripted")
+        stream = self._streams.pop(0)
+        return stream if isinstance(stream, Observable) else stream(params)

@@ -1,0 +1,72 @@
+"""The offline model: a deterministic stand-in that shows the conversation is kept.
+
+It is not a language model. It reads the messages it was sent and answers from them:
+it repeats what the user just said, counts the turns it can see, and recalls facts the
+user stated earlier ("my name is ...", "I like ..."), so a person can see that each
+request carries the whole conversation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ._replies import Reply
+from ._server import RecordedRequest
+
+__all__ = ["offline_answer", "offline_reply"]
+
+_FACTS = (
+    (re.compile(r"\bmy name is ([\w' -]{1,40}?)(?:[.,!?]|$)", re.I), "your name is {}"),
+    (re.compile(r"\bi (?:like|love) ([\w' -]{1,40}?)(?:[.,!?]|$)", re.I), "you like {}"),
+    (re.compile(r"\bi live in ([\w' -]{1,40}?)(?:[.,!?]|$)", re.I), "you live in {}"),
+)
+
+
+def _text(message: Any) -> str:
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def offline_answer(messages: list[dict[str, Any]]) -> str:
+    """The offline model's answer to a conversation.
+
+    Args:
+        messages: The request's messages, oldest first.
+
+    Returns:
+        A reply that quotes the last user message and recalls earlier facts.
+    """
+    users = [_text(m) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    if not users:
+        return "Hello! I am rxchat's offline model. Say something and I will keep track."
+    last = users[-1].strip()
+    facts: list[str] = []
+    for earlier in users[:-1]:
+        for pattern, template in _FACTS:
+            for match in pattern.finditer(earlier):
+                fact = template.format(match.group(1).strip())
+                if fact not in facts:
+                    facts.append(fact)
+    turn = len(users)
+    parts = [f'You said: "{last}".']
+    if turn == 1:
+        parts.append("This is the first turn of our conversation.")
+    else:
+        parts.append(f"This is turn {turn}; earlier you said \"{users[-2].strip()}\".")
+    if facts:
+        parts.append("I remember that " + ", and ".join(facts) + ".")
+    system = next((_text(m) for m in messages if m.get("role") == "system"), "")
+    if system:
+        parts.append(f"(System prompt: {system[:60]})")
+    return " ".join(parts)
+
+
+def offline_reply(request: RecordedRequest, *, delay: float = 0.0) -> Reply:
+    """A streamed :class:`Reply` of :func:`offline_answer`, word by word, with usage."""
+    answer = offline_answer(request.messages)
+    prompt = sum(len(_text(m)) for m in request.messages) // 4 + 1
+    completion = len(answer.split())
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+             "total_tokens": prompt + completion}
+    return Reply.text(answer, usage=usage, delay=delay)

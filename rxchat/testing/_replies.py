@@ -1,0 +1,224 @@
+"""Scripted replies for the loopback server: what to send for one request.
+
+A :class:`Reply` is a status, headers, a framing and a list of body *parts*: ``bytes``
+(written at once; one HTTP chunk each in chunked framing), a ``float`` (pause that many
+seconds) or :data:`STALL` (go silent until the client disconnects or the server stops).
+The constructors build the common shapes from chunk dicts shaped like OpenAI's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Union
+
+__all__ = [
+    "STALL",
+    "Framing",
+    "Part",
+    "Reply",
+    "chunk",
+    "sse_event",
+]
+
+Framing = Literal["chunked", "close", "length"]
+
+
+class _Stall:
+    def __repr__(self) -> str:
+        return "STALL"
+
+
+STALL = _Stall()
+"""A body part: send nothing more until the client goes away."""
+
+Part = Union[bytes, float, _Stall]
+
+
+def chunk(
+    *,
+    content: str | None = None,
+    reasoning_content: str | None = None,
+    role: str | None = None,
+    tool_calls: Sequence[Mapping[str, Any]] | None = None,
+    finish_reason: str | None = None,
+    usage: Mapping[str, Any] | None = None,
+    index: int = 0,
+    model: str = "rxchat-offline",
+    choices: bool = True,
+) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` dict with one choice (or none if ``choices=False``)."""
+    delta: dict[str, Any] = {}
+    if role is not None:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    if reasoning_content is not None:
+        delta["reasoning_content"] = reasoning_content
+    if tool_calls is not None:
+        delta["tool_calls"] = [dict(c) for c in tool_calls]
+    out: dict[str, Any] = {
+        "id": "chatcmpl-rxchat",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": (
+            [{"index": index, "delta": delta, "finish_reason": finish_reason}]
+            if choices
+            else []
+        ),
+    }
+    if usage is not None:
+        out["usage"] = dict(usage)
+    return out
+
+
+def sse_event(data: Mapping[str, Any] | str, *, event: str | None = None) -> bytes:
+    """One SSE event: ``data: <json>`` and a blank line (``event:`` line if given)."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {text}\n\n".encode()
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the loopback server sends for one request.
+
+    Attributes:
+        parts: Body parts: bytes, pauses (float seconds) and :data:`STALL`.
+        status: HTTP status code.
+        headers: Response headers (Content-Type included).
+        framing: ``"chunked"`` (Transfer-Encoding), ``"close"`` (no length; the body
+            ends when the connection closes) or ``"length"`` (Content-Length).
+    """
+
+    parts: tuple[Part, ...] = ()
+    status: int = 200
+    headers: Mapping[str, str] = field(
+        default_factory=lambda: {"Content-Type": "text/event-stream; charset=utf-8"}
+    )
+    framing: Framing = "chunked"
+
+    @classmethod
+    def events(
+        cls, chunks: Iterable[Mapping[str, Any] | bytes], *, done: bool = True,
+        delay: float = 0.0, framing: Framing = "chunked",
+    ) -> Reply:
+        """A stream of chunk dicts (or raw event bytes), then ``[DONE]``."""
+        parts: list[Part] = []
+        for item in chunks:
+            if delay and parts:
+                parts.append(delay)
+            parts.append(item if isinstance(item, bytes) else sse_event(item))
+        if done:
+            parts.append(DONE)
+        return cls(tuple(parts), framing=framing)
+
+    @classmethod
+    def text(
+        cls,
+        text: str,
+        *,
+        reasoning: str = "",
+        pieces: int | None = None,
+        usage: Mapping[str, Any] | None = None,
+        delay: float = 0.0,
+        finish_reason: str = "stop",
+        framing: Framing = "chunked",
+    ) -> Reply:
+        """A role chunk, reasoning and text split into words (or ``pieces`` parts),
+        a finish chunk, an optional usage chunk, and ``[DONE]``."""
+        chunks = [chunk(role="assistant", content="")]
+        chunks += [chunk(reasoning_content=p) for p in split_text(reasoning, pieces)]
+        chunks += [chunk(content=p) for p in split_text(text, pieces)]
+        chunks.append(chunk(finish_reason=finish_reason))
+        if usage is not None:
+            chunks.append(chunk(usage=usage, choices=False))
+        return cls.events(chunks, delay=delay, framing=framing)
+
+    @classmethod
+    def tool_calls(cls, calls: Sequence[Mapping[str, Any]], *, fragment: int = 8) -> Reply:
+        """Tool calls (``{"id", "name", "arguments"}``) with arguments in fragments."""
+        chunks = [chunk(role="assistant")]
+        for index, call in enumerate(calls):
+            head = {"index": index, "id": call["id"], "type": "function",
+                    "function": {"name": call["name"], "arguments": ""}}
+            chunks.append(chunk(tool_calls=[head]))
+            args = str(call.get("arguments", ""))
+            for start in range(0, len(args), fragment):
+                piece = {"index": index, "function": {"arguments": args[start:start + fragment]}}
+                chunks.append(chunk(tool_calls=[piece]))
+        chunks.append(chunk(finish_reason="tool_calls"))
+        return cls.events(chunks)
+
+    @classmethod
+    def error(
+        cls, status: int, body: str | Mapping[str, Any] = "", *,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """An HTTP error: a JSON body for a dict, otherwise the text as given."""
+        if isinstance(body, str):
+            data = body.encode()
+            kind = "text/html" if body.lstrip().startswith("<") else "text/plain"
+        else:
+            data = json.dumps(body).encode()
+            kind = "application/json"
+        all_headers = {"Content-Type": kind, **(headers or {})}
+        return cls((data,), status=status, headers=all_headers, framing="length")
+
+    @classmethod
+    def raw(
+        cls, body: bytes | Sequence[Part], *, status: int = 200,
+        headers: Mapping[str, str] | None = None, framing: Framing = "chunked",
+    ) -> Reply:
+        """Exact body bytes (or parts), e.g. a recorded provider stream."""
+        parts = (body,) if isinstance(body, bytes) else tuple(body)
+        return cls(parts, status=status,
+                   headers=headers or {"Content-Type": "text/event-stream"}, framing=framing)
+
+    def split(self, size: int) -> Reply:
+        """The same body, written in pieces of at most ``size`` bytes."""
+        parts: list[Part] = []
+        for part in self.parts:
+            if isinstance(part, bytes):
+                parts += [part[i:i + size] for i in range(0, len(part), size)] or [b""]
+            else:
+                parts.append(part)
+        return replace(self, parts=tuple(parts))
+
+    def cut(self, keep_bytes: int) -> Reply:
+        """The body cut off after ``keep_bytes`` bytes (the connection just ends)."""
+        parts: list[Part] = []
+        left = keep_bytes
+        for part in self.parts:
+            if isinstance(part, bytes):
+                if left <= 0:
+                    break
+                parts.append(part[:left])
+                left -= len(part)
+            else:
+                parts.append(part)
+        return replace(self, parts=tuple(parts))
+
+    def then(self, *parts: Part) -> Reply:
+        """The same reply with more parts appended (e.g. ``STALL``)."""
+        return replace(self, parts=self.parts + tuple(parts))
+
+    def with_framing(self, framing: Framing) -> Reply:
+        """The same reply in another framing."""
+        return replace(self, framing=framing)
+
+
+def split_text(text: str, pieces: int | None = None) -> list[str]:
+    """Split text into word-sized pieces (keeping spaces), or into ``pieces`` parts."""
+    if not text:
+        return []
+    if pieces:
+        size = max(1, -(-len(text) // pieces))
+        return [text[i:i + size] for i in range(0, len(text), size)]
+    words = text.split(" ")
+    return [w + " " for w in words[:-1]] + [words[-1]] if words[-1] else [w + " " for w in words[:-1]]

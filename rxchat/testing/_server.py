@@ -1,0 +1,258 @@
+"""A real OpenAI-compatible chat-completions server on 127.0.0.1, for tests and offline use.
+
+:class:`FakeServer` listens on a free loopback port in a background thread (one more
+thread per connection), plays scripted :class:`~rxchat.testing.Reply` values in order
+and, when the script is empty, asks its ``responder`` (by default the offline model).
+Every request is recorded, and every client disconnect seen while a reply was being
+sent is counted, so tests can assert what went over the wire and that dispose closed
+the socket.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ._replies import STALL, Reply
+
+__all__ = ["FakeServer", "RecordedRequest"]
+
+Responder = Callable[["RecordedRequest"], Reply]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the server received."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    json: Any = field(default=None)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The ``messages`` of a chat request (empty if none)."""
+        if isinstance(self.json, dict):
+            return list(self.json.get("messages") or [])
+        return []
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.rstrip("/").endswith("/models"):
+            models = {"object": "list", "data": [{"id": "rxchat-offline", "object": "model"}]}
+            self._play(Reply.error(200, models))
+        else:
+            self._play(Reply.error(404, {"error": {"message": f"No route {self.path}"}}))
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        request = RecordedRequest("POST", self.path, dict(self.headers.items()), body, parsed)
+        owner = self.server.owner
+        owner._record(request)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            reply = Reply.error(404, {"error": {"message": f"No route {self.path}"}})
+        else:
+            reply = owner._next_reply(request)
+        self._play(reply)
+
+    def _play(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        body_parts = [p for p in reply.parts if isinstance(p, bytes)]
+        if reply.framing == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        elif reply.framing == "length":
+            self.send_header("Content-Length", str(sum(len(p) for p in body_parts)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        try:
+            self._write_parts(reply)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.server.owner._disconnected()
+            self.close_connection = True
+
+    def _write_parts(self, reply: Reply) -> None:
+        chunked = reply.framing == "chunked"
+        for part in reply.parts:
+            if isinstance(part, bytes):
+                if not part:
+                    continue
+                data = b"%x\r\n%s\r\n" % (len(part), part) if chunked else part
+                self.wfile.write(data)
+                self.wfile.flush()
+            elif part is STALL:
+                self._stall()
+                return
+            elif isinstance(part, float | int):
+                if self.server.owner._stopping.wait(float(part)):
+                    return
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        if reply.framing == "close":
+            self.close_connection = True
+
+    def _stall(self) -> None:
+        """Send nothing until the client closes its end, or the server stops."""
+        owner = self.server.owner
+        while not owner._stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable:
+                try:
+                    if not self.connection.recv(4096):
+                        break
+                except OSError:
+                    break
+        else:
+            self.close_connection = True
+            return
+        owner._disconnected()
+        self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: FakeServer
+
+
+class FakeServer:
+    """An OpenAI-compatible SSE server on 127.0.0.1 that plays scripted replies.
+
+    Use it as a context manager::
+
+        with FakeServer() as server:
+            server.enqueue(Reply.text("Hello there"))
+            client = ChatClient(server.base_url)
+
+    Args:
+        responder: Builds the reply when the script is empty; by default the
+            offline model (:func:`rxchat.testing.offline_reply`).
+        port: Port to listen on (0 picks a free one).
+    """
+
+    def __init__(self, responder: Responder | None = None, *, port: int = 0) -> None:
+        if responder is None:
+            from ._offline import offline_reply
+
+            responder = offline_reply
+        self.responder = responder
+        self._port = port
+        self._script: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+        self.disconnects = 0
+        self._disconnect_event = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``."""
+        if self._server is None:
+            raise RuntimeError("FakeServer is not running; call start() or use `with`.")
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    @property
+    def port(self) -> int:
+        """The port listened on."""
+        return int(self.base_url.rsplit(":", 1)[1].split("/")[0])
+
+    def start(self) -> FakeServer:
+        """Start listening and serving in a background thread."""
+        self._stopping.clear()
+        self._server = _Server(("127.0.0.1", self._port), _Handler)
+        self._server.owner = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name="rxchat-fake-server", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, end stalled replies and close the listening socket."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Add replies to play, one per request, in order."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def wait_for_disconnects(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Wait until the server has seen ``count`` client disconnects mid-reply."""
+        deadline = time.monotonic() + timeout
+        with self._disconnect_event:
+            while self.disconnects < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._disconnect_event.wait(left)
+        return True
+
+    def wait_for_requests(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Wait until ``count`` requests have been received."""
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            if self._script:
+                return self._script.popleft()
+        return self.responder(request)
+
+    def _disconnected(self) -> None:
+        with self._disconnect_event:
+            self.disconnects += 1
+            self._disconnect_event.notify_all()
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (for "connection refused" tests)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
