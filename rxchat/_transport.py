@@ -16,6 +16,7 @@ It opens one streamed POST and hands back a :class:`StreamResponse` whose
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import socket
@@ -71,17 +72,15 @@ class AbortHandle:
     def _shutdown(self) -> None:
         sock = getattr(self._conn, "sock", None)
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         shutdown = getattr(self._response, "shutdown", None)
         if shutdown is not None:
-            try:
+            # urllib3 raises ValueError/RuntimeError once the response was closed or
+            # released; an abort after the end is a no-op, never an error.
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
                 shutdown()
-            except OSError:
-                pass
 
 
 class _TrackingMixin:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -138,6 +139,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     owner: FakeServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a dispose, a closed keep-alive) is not a server bug."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeServer:

@@ -1,0 +1,127 @@
+"""Exit statuses and the one-line error report of the command line.
+
+Every failure ends as one line on stderr, ``rxchat: <what happened>. <what to do>``,
+and an exit status chosen by the error's family, so scripts can tell a bad key from a
+flaky network without parsing text. The traceback is shown only with ``--debug``, and
+every known secret is replaced by ``***`` before anything is printed.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable
+from enum import IntEnum
+from typing import TextIO
+
+from ..errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    RateLimitError,
+    RxChatError,
+    ServerError,
+    StreamError,
+    StreamInterrupted,
+)
+
+__all__ = ["ExitCode", "exit_code_for", "report_error"]
+
+
+class ExitCode(IntEnum):
+    """The exit statuses of ``rxchat``, one per error family."""
+
+    OK = 0
+    OTHER = 1
+    """Anything not covered below (a bug, an unexpected HTTP status)."""
+    USAGE = 2
+    """Bad options or arguments, an unusable ``--base-url``, an unreadable file."""
+    AUTH = 3
+    """No API key, or the server refused it (401, 403)."""
+    BAD_REQUEST = 4
+    """The server rejected the request (400, 404, 409, 413, 422): model name, params."""
+    RATE_LIMIT = 5
+    """Too many requests (429)."""
+    SERVER = 6
+    """The provider failed (5xx)."""
+    CONNECTION = 7
+    """Could not connect, the connection broke, or a timeout ran out."""
+    STREAM = 8
+    """The reply stream was malformed, carried an error, or was cut off."""
+    INTERRUPTED = 130
+    """Ctrl-C stopped ``rxchat ask`` or ``rxchat serve`` before it was done."""
+
+
+_FAMILIES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (ConfigurationError, ExitCode.USAGE),
+    (AuthenticationError, ExitCode.AUTH),
+    (BadRequestError, ExitCode.BAD_REQUEST),
+    (RateLimitError, ExitCode.RATE_LIMIT),
+    (ServerError, ExitCode.SERVER),
+    (APIStatusError, ExitCode.OTHER),
+    (APIConnectionError, ExitCode.CONNECTION),
+    (StreamError, ExitCode.STREAM),
+    (StreamInterrupted, ExitCode.STREAM),
+)
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The exit status for an error, by its family.
+
+    Args:
+        error: What went wrong.
+
+    Returns:
+        The matching :class:`ExitCode`; ``OTHER`` for anything unknown.
+    """
+    for family, code in _FAMILIES:
+        if isinstance(error, family):
+            return code
+    return ExitCode.OTHER
+
+
+def one_line(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` on a single line, with every secret replaced by ``***``.
+
+    Args:
+        text: Any message.
+        secrets: Strings that must never be printed (API keys).
+
+    Returns:
+        The message with whitespace runs collapsed and secrets redacted.
+    """
+    return " ".join(_redact(text, secrets).split())
+
+
+def report_error(
+    error: BaseException, stderr: TextIO, *, debug: bool = False, secrets: Iterable[str] = ()
+) -> ExitCode:
+    """Print the one-line report of ``error`` (and, with ``debug``, its traceback).
+
+    Args:
+        error: What went wrong.
+        stderr: Where to print.
+        debug: Also print the traceback.
+        secrets: Strings to redact from everything printed.
+
+    Returns:
+        The exit status for the error.
+    """
+    secrets = tuple(secrets)
+    if debug:
+        lines = traceback.format_exception(error)
+        stderr.write(_redact("".join(lines), secrets))
+    message = str(error) or type(error).__name__
+    if not isinstance(error, RxChatError):
+        message = f"unexpected {type(error).__name__}: {message} (rerun with --debug to see where)"
+    stderr.write(f"rxchat: {one_line(message, secrets)}\n")
+    stderr.flush()
+    return exit_code_for(error)
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
