@@ -138,6 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024
     owner: FakeServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
