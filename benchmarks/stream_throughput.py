@@ -11,6 +11,7 @@ raw-socket server on 127.0.0.1, in both response framings:
 and measures deltas/second for each consumer::
 
     raw        http.client read1 loop, split on blank lines, json.loads (the limit)
+    socket     a plain socket, 64 KiB recv, bulk de-chunking, split, json.loads
     urllib3    the same loop over requests' urllib3 response (rxchat's transport)
     rxchat     create_stream_completion(...).subscribe(...) until on_completed
     iter_lines requests' Response.iter_lines() + json.loads
@@ -56,7 +57,7 @@ import requests
 from reactivex.scheduler import ImmediateScheduler
 
 import rxchat
-from rxchat import ChatClient, Message, create_stream_completion
+from rxchat import ChatClient, ChatCompletionParams, Message, create_stream_completion
 
 __all__ = [
     "BenchServer",
@@ -70,7 +71,11 @@ __all__ = [
 HOST = "127.0.0.1"
 FRAMINGS = ("chunked", "close")
 READ_SIZE = 65536
-REQUEST = {"model": "bench-model", "messages": [{"role": "user", "content": "Count."}]}
+PARAMS: ChatCompletionParams = {
+    "model": "bench-model",
+    "messages": [{"role": "user", "content": "Count."}],
+}
+REQUEST: dict[str, Any] = dict(PARAMS)
 _WORDS = ("The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".")
 
 # --------------------------------------------------------------------------- the stream
@@ -284,6 +289,56 @@ def consume_raw(base_url: str) -> Consumed:
     return out
 
 
+def _iter_socket_body(sock: socket.socket) -> Iterator[bytes]:
+    """Yield a response body read with 64 KiB ``recv`` calls, de-chunked in bulk.
+
+    Minimal on purpose (no trailers, no chunk extensions): the loopback server's
+    framing only. Chunked bodies are decoded per ``recv``, not per HTTP chunk.
+    """
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(READ_SIZE)
+    head, _, data = data.partition(b"\r\n\r\n")
+    if b"chunked" not in head.lower():
+        yield data
+        yield from iter(lambda: sock.recv(READ_SIZE), b"")
+        return
+    pieces: list[bytes] = []
+    while True:
+        end = data.find(b"\r\n")
+        size = int(data[:end], 16) if end >= 0 else -1
+        if end >= 0 and len(data) >= end + size + 4:
+            if size == 0:
+                yield b"".join(pieces)
+                return
+            pieces.append(data[end + 2 : end + 2 + size])
+            data = data[end + size + 4 :]
+            continue
+        if pieces:
+            yield b"".join(pieces)
+            pieces.clear()
+        more = sock.recv(READ_SIZE)
+        if not more:
+            return
+        data += more
+
+
+def consume_socket(base_url: str) -> Consumed:
+    """A plain socket: 64 KiB ``recv``, bulk de-chunking, split, ``json.loads``."""
+    out = Consumed()
+    port = int(base_url.split(":")[2].split("/")[0])
+    path = base_url.split(str(port), 1)[1] + "/chat/completions"
+    body = json.dumps(REQUEST).encode()
+    with socket.create_connection((HOST, port), timeout=30) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        _consume_payloads(_iter_events(_iter_socket_body(sock)), out)
+    return out
+
+
 def _session() -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # never route loopback traffic through a proxy
@@ -319,7 +374,7 @@ def consume_rxchat(base_url: str, scheduler: Any = None) -> Consumed:
     client = ChatClient(base_url, "x", max_retries=0)
     client.session.trust_env = False
     with client:
-        create_stream_completion(REQUEST, client=client, scheduler=scheduler).subscribe(
+        create_stream_completion(PARAMS, client=client, scheduler=scheduler).subscribe(
             on_next, on_error, done.set
         )
         if not done.wait(120):
@@ -347,7 +402,7 @@ def consume_sseclient(base_url: str) -> Consumed:
     out = Consumed()
     with _session() as session:
         response = session.post(base_url + "/chat/completions", json=REQUEST, stream=True)
-        events = sseclient.SSEClient(response).events()
+        events = sseclient.SSEClient(response).events()  # type: ignore[arg-type]  # iterable, not an iterator
         _consume_payloads((event.data for event in events), out)
         response.close()
     return out
@@ -363,8 +418,8 @@ def consume_openai(base_url: str) -> Consumed:
         base_url=base_url, api_key="x", max_retries=0, http_client=http_client
     ) as client:
         stream = client.chat.completions.create(
-            model=REQUEST["model"],  # type: ignore[arg-type]
-            messages=REQUEST["messages"],  # type: ignore[arg-type]
+            model="bench-model",
+            messages=[{"role": "user", "content": "Count."}],
             stream=True,
         )
         with stream:
@@ -386,6 +441,7 @@ def _installed(module: str) -> bool:
 
 CONSUMERS: dict[str, tuple[Callable[[str], Consumed], str | None]] = {
     "raw": (consume_raw, None),
+    "socket": (consume_socket, None),
     "urllib3": (consume_urllib3, None),
     "rxchat": (consume_rxchat, None),
     "iter_lines": (consume_iter_lines, None),
@@ -449,13 +505,24 @@ def run_latency(server: BenchServer, rounds: int) -> dict[str, list[float]]:
                 if message.content:
                     got.append((now - int(message.content)) / 1000)
 
+            errors: list[Exception] = []
+
+            def on_error(
+                error: Exception, errors: list[Exception] = errors, done: Any = done
+            ) -> None:
+                errors.append(error)
+                done.set()
+
             client = ChatClient(server.base_url(f"latency-{framing}"), "x", max_retries=0)
             client.session.trust_env = False
             with client:
-                create_stream_completion(REQUEST, client=client).subscribe(
-                    on_next, lambda e, d=done: d.set(), done.set
+                create_stream_completion(PARAMS, client=client).subscribe(
+                    on_next, on_error, done.set
                 )
-                done.wait(120)
+                if not done.wait(120):
+                    raise TimeoutError("rxchat did not complete within 120 s")
+            if errors:
+                raise errors[0]
             samples[framing] += got
     return samples
 
@@ -527,31 +594,48 @@ def print_report(summary: dict[str, Any], chunks: int, rounds: int, out: TextIO)
 
 
 _BUCKETS = (
-    ("json", "json.loads (C scanner + decoder wrappers)"),
+    ("json", "json.loads"),
     ("_sse.py", "rxchat SSEDecoder (feed, lines, dispatch)"),
     ("_deltas.py", "rxchat DeltaDecoder (dict walking, bookkeeping)"),
     ("<string>", "dataclass __init__ (Message, ServerSentEvent)"),
-    ("_models.py", "rxchat models (other)"),
+    ("_models.py", "rxchat models"),
     ("_stream.py", "rxchat reader loop (_emit_event, _next)"),
-    ("reactivex", "Rx observer chain (AutoDetachObserver, on_next)"),
-    ("benchmarks", "subscriber callback (benchmark)"),
-    ("urllib3", "transport: urllib3"),
-    ("http/client", "transport: http.client chunk decoding"),
-    ("socket", "transport: socket"),
+    ("reactivex", "Rx observer chain (AutoDetachObserver)"),
+    ("benchmarks", "subscriber on_next (benchmark)"),
+    ("_transport.py", "transport: urllib3 read1 (+ rxchat iter_bytes)"),
+    ("urllib3", "transport: urllib3 read1 (+ rxchat iter_bytes)"),
+    ("contextlib", "transport: urllib3 read1 (+ rxchat iter_bytes)"),  # _error_catcher
+    ("http/client", "transport: http.client chunked decoding"),
+    ("socket", "transport: socket recv"),
 )
 
 
-def _bucket(path: str, function: str) -> str:
-    if path == "~":  # a builtin: attribute it to what it is
-        if "json" in function or "scanner" in function:
-            return "json.loads (C scanner + decoder wrappers)"
-        if "recv" in function or "readinto" in function or "socket" in function:
-            return "transport: socket"
-        return "builtins (dict.get, isinstance, setattr, ...)"
+def _layer(code: Any) -> str | None:
+    """The layer of a profiled Python function, or None for a builtin."""
+    if isinstance(code, str):  # a builtin, e.g. "<method 'get' of 'dict' objects>"
+        return "transport: socket recv" if "recv" in code else None
     for needle, name in _BUCKETS:
-        if needle in path:
+        if needle in code.co_filename:
             return name
     return "other"
+
+
+def _layers(profiler: cProfile.Profile, deltas: int) -> dict[str, float]:
+    """Own time per delta by layer, builtins charged to the layer that called them.
+
+    Reads the profiler's raw entries (one per code object): ``pstats`` keys functions
+    by ``(file, line, name)``, which merges every dataclass ``__init__`` into one.
+    """
+    layers: dict[str, float] = {}
+    for entry in profiler.getstats():
+        layer = _layer(entry.code)
+        if layer is not None:
+            layers[layer] = layers.get(layer, 0.0) + entry.inlinetime
+        for call in entry.calls or ():
+            if _layer(call.code) is None:
+                caller = layer or "other"
+                layers[caller] = layers.get(caller, 0.0) + call.inlinetime
+    return {name: seconds / deltas * 1e6 for name, seconds in layers.items()}
 
 
 def profile_rxchat(server: BenchServer, chunks: int, out: TextIO) -> dict[str, float]:
@@ -565,11 +649,8 @@ def profile_rxchat(server: BenchServer, chunks: int, out: TextIO) -> dict[str, f
     profiler.enable()
     consume_rxchat(server.base_url("chunked"), scheduler=ImmediateScheduler())
     profiler.disable()
+    layers = _layers(profiler, chunks)
     stats = pstats.Stats(profiler)
-    layers: dict[str, float] = {}
-    for (path, _line, function), row in stats.stats.items():  # type: ignore[attr-defined]
-        layer = _bucket(path, function)
-        layers[layer] = layers.get(layer, 0.0) + row[2] / chunks * 1e6
     total = sum(layers.values())
     print(f"\ncProfile of one rxchat stream, own time per delta (total {total:.1f} µs):", file=out)
     for layer, us in sorted(layers.items(), key=lambda kv: -kv[1]):
@@ -681,9 +762,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout) -> int:
         0.
     """
     args = _parser().parse_args(argv)
-    chunks = args.chunks or (200 if args.quick else 20_000)
-    rounds = args.rounds or (1 if args.quick else 5)
-    latency_events = args.latency_events or (10 if args.quick else 200)
+    quick = args.quick
+    chunks = args.chunks if args.chunks is not None else (200 if quick else 20_000)
+    rounds = args.rounds if args.rounds is not None else (1 if quick else 5)
+    latency_events = args.latency_events
+    if latency_events is None:
+        latency_events = 10 if quick else 200
     names = [
         name
         for name in args.only or list(CONSUMERS)
@@ -704,7 +788,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout) -> int:
         print_report(summary, chunks, rounds, out)
         if args.profile:
             summary["profile_us_per_delta"] = profile_rxchat(server, chunks, out)
-            summary["stages_us_per_delta"] = time_stages(events, 3 if args.quick else 7, out)
+            summary["stages_us_per_delta"] = time_stages(events, 3 if quick else 7, out)
     if args.json:
         summary["config"] = {
             "chunks": chunks,

@@ -1,0 +1,88 @@
+"""Smoke test of ``benchmarks/stream_throughput.py`` so the benchmark cannot rot.
+
+It runs the real script in ``--quick`` mode with tiny sizes against its own loopback
+server, and checks the shape of the results and that every consumer read the whole
+stream. Nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "stream_throughput.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[ModuleType]:
+    """The benchmark script, imported from its file (``benchmarks`` is not a package)."""
+    spec = importlib.util.spec_from_file_location("stream_throughput", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def test_quick_run_measures_every_installed_consumer(bench: ModuleType, tmp_path: Path) -> None:
+    out = io.StringIO()
+    path = tmp_path / "results.json"
+    argv = ["--quick", "--chunks", "40", "--latency-events", "5", "--gap-ms", "1"]
+    code = bench.main([*argv, "--profile", "--json", str(path)], out=out)
+
+    assert code == 0
+    results = json.loads(path.read_text())
+    expected = {
+        name
+        for name, (_consumer, module) in bench.CONSUMERS.items()
+        if module is None or _installed(module)
+    }
+    for framing in ("chunked", "close"):
+        rows = results["throughput"][framing]
+        assert set(rows) == expected
+        assert all(row["median"] > 0 for row in rows.values())
+        assert results["latency"][framing]["events"] == 5
+    assert results["config"]["chunks"] == 40
+    assert results["profile_us_per_delta"]
+    assert results["stages_us_per_delta"]
+    report = out.getvalue()
+    assert "deltas/s" in report and "p99" in report and "cProfile" in report
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+@pytest.mark.parametrize(
+    "name", ["raw", "socket", "urllib3", "rxchat", "iter_lines", "sseclient", "openai"]
+)
+def test_consumer_reads_the_whole_stream(bench: ModuleType, name: str, framing: str) -> None:
+    consumer, module = bench.CONSUMERS[name]
+    if module is not None:
+        pytest.importorskip(module)
+    events, content = bench.build_events(30)
+    with bench.BenchServer(events, latency_events=1, gap=0.0) as server:
+        got = consumer(server.base_url(framing))
+    assert (got.deltas, got.content) == (30, content)
+
+
+def test_build_events_shape(bench: ModuleType) -> None:
+    events, content = bench.build_events(5)
+    assert len(events) == 6 and events[-1] == b"data: [DONE]\n\n"
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert content == "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    with pytest.raises(ValueError):
+        bench.build_events(2)
