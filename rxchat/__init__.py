@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 from ._client import ChatClient
+from ._history import ChatState
 from ._models import ChatCompletionParams, ChatMessage, FunctionCall, Message, ToolCall, Usage
+from ._session import ChatSession
 from ._stream import create_stream_completion
 
 __version__ = "0.1.0"
@@ -17,6 +19,8 @@ __all__ = [
     "ChatClient",
     "ChatCompletionParams",
     "ChatMessage",
+    "ChatSession",
+    "ChatState",
     "FunctionCall",
     "Message",
     "ToolCall",

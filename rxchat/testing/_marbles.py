@@ -39,7 +39,7 @@ def marble_deltas(
     Returns:
         A cold Observable of ``Message`` deltas.
     """
-    lookup = {
+    lookup: dict[str | float, Any] = {
         key: Message(content=value) if isinstance(value, str) else value
         for key, value in (values or {}).items()
     }
@@ -51,6 +51,10 @@ def marble_deltas(
 class ScriptedCompletion:
     """A ``complete=`` stand-in for ChatSession: plays Observables and records params.
 
+    ``calls`` holds the params of each call (``calls[i]["messages"]`` is what turn
+    ``i`` would have sent) and ``options`` the keyword arguments (``client``,
+    ``scheduler``) it was called with.
+
     Args:
         streams: The Observables to return, one per call, in order; or a callable
             building one from the params.
@@ -61,9 +65,11 @@ class ScriptedCompletion:
     ) -> None:
         self._streams = list(streams)
         self.calls: list[dict[str, Any]] = []
+        self.options: list[dict[str, Any]] = []
 
     def __call__(self, params: Any, **kwargs: Any) -> Observable[Message]:
         self.calls.append(dict(params))
+        self.options.append(kwargs)
         if not self._streams:
             raise AssertionError("ScriptedCompletion was called more times than scripted")
         stream = self._streams.pop(0)
