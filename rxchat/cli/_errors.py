@@ -9,7 +9,7 @@ every known secret is replaced by ``***`` before anything is printed.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from typing import TextIO
 
@@ -95,7 +95,13 @@ def one_line(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def report_error(
-    error: BaseException, stderr: TextIO, *, debug: bool = False, secrets: Iterable[str] = ()
+    error: BaseException,
+    stderr: TextIO,
+    *,
+    debug: bool = False,
+    secrets: Iterable[str] = (),
+    hint: str = "",
+    paint: Callable[[str], str] = str,
 ) -> ExitCode:
     """Print the one-line report of ``error`` (and, with ``debug``, its traceback).
 
@@ -104,18 +110,19 @@ def report_error(
         stderr: Where to print.
         debug: Also print the traceback.
         secrets: Strings to redact from everything printed.
+        hint: Words added after the message (e.g. what to type next).
+        paint: Styles the line (e.g. red on a terminal).
 
     Returns:
         The exit status for the error.
     """
     secrets = tuple(secrets)
     if debug:
-        lines = traceback.format_exception(error)
-        stderr.write(_redact("".join(lines), secrets))
+        stderr.write(_redact("".join(traceback.format_exception(error)), secrets))
     message = str(error) or type(error).__name__
     if not isinstance(error, RxChatError):
         message = f"unexpected {type(error).__name__}: {message} (rerun with --debug to see where)"
-    stderr.write(f"rxchat: {one_line(message, secrets)}\n")
+    stderr.write(paint(f"rxchat: {one_line(message + hint, secrets)}") + "\n")
     stderr.flush()
     return exit_code_for(error)
 

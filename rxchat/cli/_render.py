@@ -16,6 +16,10 @@ from .._models import Message, Usage
 
 __all__ = ["Palette", "ReplyView", "format_stats", "is_terminal", "palette_for"]
 
+MIN_RATE_SPAN_S = 0.05
+"""Shortest reply (first text to end) whose tokens/s is shown; a reply that arrives in
+one burst has no meaningful rate."""
+
 _RESET = "\033[0m"
 _SPINNER_UNICODE = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _SPINNER_ASCII = "|/-\\"
@@ -88,12 +92,13 @@ def format_stats(
         The known parts, e.g. ``30 tokens (+12 prompt), first token 0.21 s, 45.1 tokens/s``.
     """
     parts: list[str] = []
-    if usage is not None and usage.completion_tokens:
-        parts.append(f"{usage.completion_tokens} tokens (+{usage.prompt_tokens} prompt)")
+    tokens = usage.completion_tokens if usage is not None else 0
+    if usage is not None and tokens:
+        parts.append(f"{tokens} tokens (+{usage.prompt_tokens} prompt)")
     if first_token_s is not None:
         parts.append(f"first token {first_token_s:.2f} s")
-    if usage is not None and usage.completion_tokens and stream_s and stream_s > 0:
-        parts.append(f"{usage.completion_tokens / stream_s:.1f} tokens/s")
+    if tokens and stream_s is not None and stream_s >= MIN_RATE_SPAN_S:
+        parts.append(f"{tokens / stream_s:.1f} tokens/s")
     return ", ".join(parts) or "no reply"
 
 

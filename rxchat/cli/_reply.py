@@ -87,7 +87,7 @@ def stream_reply(
     deltas: Observable[Message],
     view: ReplyView,
     *,
-    cancel: Callable[[], None],
+    cancel: Callable[[], object] | None,
     interrupted: threading.Event,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReplyOutcome:
@@ -96,51 +96,84 @@ def stream_reply(
     Args:
         deltas: The reply's deltas.
         view: Where they are written.
-        cancel: Called once when ``interrupted`` becomes set (e.g. ``session.cancel``).
+        cancel: Called once when ``interrupted`` becomes set (e.g. ``session.cancel``),
+            after which the loop waits for the stream to end; None: stop at once
+            (disposing the subscription aborts the request).
         interrupted: Set by Ctrl-C (see :func:`sigint_sets`).
         clock: Monotonic seconds, for the timings.
 
     Returns:
         What arrived, how the stream ended and how long it took.
     """
-    inbox: queue.Queue[Message | _Ended] = queue.Queue()
-    started = clock()
+    loop = _ReplyLoop(view, cancel, interrupted, clock)
     subscription = deltas.subscribe(
-        on_next=inbox.put,
-        on_error=lambda error: inbox.put(_Ended(error)),
-        on_completed=lambda: inbox.put(_Ended()),
+        on_next=loop.inbox.put,
+        on_error=lambda error: loop.inbox.put(_Ended(error)),
+        on_completed=lambda: loop.inbox.put(_Ended()),
     )
-    received: list[Message] = []
-    first: float | None = None
-    cancelled_at: float | None = None
-    ended = _Ended()
     try:
-        while True:
-            if interrupted.is_set() and cancelled_at is None:
-                cancelled_at = clock()
-                cancel()
-            try:
-                item = inbox.get(timeout=POLL_S)
-            except queue.Empty:
-                if cancelled_at is not None and clock() - cancelled_at > CANCEL_GRACE_S:
-                    break
-                view.tick()
-                continue
-            if isinstance(item, _Ended):
-                ended = item
-                break
-            if first is None and (item.content or item.reasoning_content):
-                first = clock()
-            received.append(item)
-            view.delta(item)
+        loop.run()
     finally:
         subscription.dispose()
         view.finish()
-    end = clock()
-    return ReplyOutcome(
-        message=merge_deltas(received),
-        error=None if cancelled_at is not None else ended.error,
-        cancelled=cancelled_at is not None,
-        first_token_s=None if first is None else first - started,
-        stream_s=None if first is None else end - first,
-    )
+    return loop.outcome()
+
+
+class _ReplyLoop:
+    """The main thread's side of one reply: render deltas, watch for Ctrl-C."""
+
+    def __init__(
+        self, view: ReplyView, cancel: Callable[[], object] | None,
+        interrupted: threading.Event, clock: Callable[[], float],
+    ) -> None:
+        self.inbox: queue.Queue[Message | _Ended] = queue.Queue()
+        self._view = view
+        self._cancel = cancel
+        self._interrupted = interrupted
+        self._clock = clock
+        self._started = clock()
+        self._received: list[Message] = []
+        self._first: float | None = None
+        self._cancelled_at: float | None = None
+        self._ended = _Ended()
+
+    def run(self) -> None:
+        """Render deltas until the stream ends, or Ctrl-C ends the wait for it."""
+        while not self._cancel_if_asked():
+            try:
+                item = self.inbox.get(timeout=POLL_S)
+            except queue.Empty:
+                if self._cancelled_at is not None:
+                    if self._clock() - self._cancelled_at > CANCEL_GRACE_S:
+                        return
+                else:
+                    self._view.tick()
+                continue
+            if isinstance(item, _Ended):
+                self._ended = item
+                return
+            if self._first is None and (item.content or item.reasoning_content):
+                self._first = self._clock()
+            self._received.append(item)
+            self._view.delta(item)
+
+    def _cancel_if_asked(self) -> bool:
+        """Cancel once Ctrl-C was pressed; True if the loop should stop now."""
+        if self._interrupted.is_set() and self._cancelled_at is None:
+            self._cancelled_at = self._clock()
+            if self._cancel is None:
+                return True
+            self._cancel()
+        return False
+
+    def outcome(self) -> ReplyOutcome:
+        """What arrived and how the reply ended, with its timings."""
+        end = self._clock()
+        first = self._first
+        return ReplyOutcome(
+            message=merge_deltas(self._received),
+            error=None if self._cancelled_at is not None else self._ended.error,
+            cancelled=self._cancelled_at is not None,
+            first_token_s=None if first is None else first - self._started,
+            stream_s=None if first is None else end - first,
+        )

@@ -1,0 +1,124 @@
+"""``rxchat ask`` (one streamed reply) and ``rxchat serve`` (the offline server).
+
+``ask`` writes only the answer to stdout, so ``rxchat ask - < q.txt > a.txt`` gives a
+clean file; reasoning, the spinner, notices and the stats line go to stderr (the stats
+line only when stderr is a terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import functools
+import threading
+import time
+
+from .._models import ChatCompletionParams, ChatMessage, MessageLike
+from .._stream import create_stream_completion
+from ..errors import ConfigurationError
+from ..testing import FakeServer, offline_reply
+from ._backend import connect, offline_notice
+from ._console import Console
+from ._errors import ExitCode
+from ._render import ReplyView, format_stats, is_terminal
+from ._reply import sigint_sets, stream_reply
+
+__all__ = ["run_ask", "run_serve"]
+
+
+def read_prompt(words: list[str], console: Console) -> str:
+    """The prompt from the command line, or from stdin for ``-``.
+
+    Raises:
+        ConfigurationError: The prompt is empty.
+    """
+    prompt = console.stdin.read() if words == ["-"] else " ".join(words)
+    if not prompt.strip():
+        raise ConfigurationError("The prompt is empty: pass some text, or '-' to read stdin.")
+    return prompt.strip()
+
+
+def request_params(args: argparse.Namespace, prompt: str) -> ChatCompletionParams:
+    """The request body for one question (system prompt, temperature, usage)."""
+    messages: list[MessageLike] = []
+    if args.system:
+        messages.append(ChatMessage.system(args.system))
+    messages.append(ChatMessage.user(prompt))
+    return {"messages": messages, **extra_params(args)}
+
+
+def extra_params(args: argparse.Namespace) -> ChatCompletionParams:
+    """Request fields every command sends: temperature if given, and usage reporting.
+
+    ``stream_options.include_usage`` asks OpenAI-style servers for the token counts
+    shown in the stats line (most providers send them anyway).
+    """
+    params: ChatCompletionParams = {"stream_options": {"include_usage": True}}
+    if args.temperature is not None:
+        params["temperature"] = args.temperature
+    return params
+
+
+def run_ask(args: argparse.Namespace, console: Console) -> int:
+    """Stream one reply to ``args.prompt`` to stdout.
+
+    Returns:
+        0, or 130 if Ctrl-C stopped the reply.
+
+    Raises:
+        RxChatError: The request failed (reported by ``main``).
+    """
+    prompt = read_prompt(args.prompt, console)
+    notice = offline_notice(args, console.env)
+    if notice:
+        console.err(notice)
+    view = ReplyView(
+        console.stdout, console.stderr, console.palette(console.stdout),
+        console.palette(console.stderr), spinner=is_terminal(console.stderr),
+    )
+    with connect(args, console.env) as backend, sigint_sets(threading.Event()) as stop:
+        deltas = create_stream_completion(request_params(args, prompt), client=backend.client)
+        outcome = stream_reply(deltas, view, cancel=None, interrupted=stop)
+    if outcome.cancelled:
+        console.err("rxchat: cancelled.")
+        return ExitCode.INTERRUPTED
+    if outcome.error is not None:
+        raise outcome.error
+    if is_terminal(console.stderr):
+        view.note(format_stats(outcome.message.usage, outcome.first_token_s, outcome.stream_s))
+    return ExitCode.OK
+
+
+def run_serve(args: argparse.Namespace, console: Console) -> int:
+    """Serve the offline model on 127.0.0.1 until Ctrl-C.
+
+    Returns:
+        0 when stopped by Ctrl-C.
+
+    Raises:
+        ConfigurationError: The port cannot be used.
+    """
+    responder = functools.partial(offline_reply, delay=max(0.0, args.delay))
+    server = FakeServer(responder, port=args.port)
+    try:
+        server.start()
+    except OSError as exc:
+        busy = exc.errno == errno.EADDRINUSE
+        why = "is in use" if busy else f"cannot be used ({exc.strerror})"
+        raise ConfigurationError(
+            f"Port {args.port} on 127.0.0.1 {why}; choose another with --port "
+            "(0 picks a free one)."
+        ) from exc
+    try:
+        console.out(f"rxchat offline model serving an OpenAI-compatible API at {server.base_url}")
+        console.out(
+            "It is not a language model: it repeats and recalls what it is told. "
+            f"Try: OPENAI_BASE_URL={server.base_url} OPENAI_API_KEY=x. Ctrl-C stops it."
+        )
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.out("rxchat: server stopped.")
+    finally:
+        server.stop()
+    return ExitCode.OK

@@ -1,0 +1,144 @@
+"""The slash commands of ``rxchat chat``: ``/help``, ``/reset``, ``/undo`` and the rest.
+
+Each command is a function of the chat and the text after its name; it returns True
+to end the chat. A command that cannot be done now (``/undo`` with no turns, ``/load``
+of a missing file) prints one line and the chat goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from .._models import Message
+from .._session import ChatSession
+from ..errors import RxChatError
+
+if TYPE_CHECKING:
+    from ._chat import Chat
+
+__all__ = ["COMMANDS", "run_command"]
+
+Handler = Callable[["Chat", str], bool]
+
+
+def _help(chat: Chat, _arg: str) -> bool:
+    for _handler, usage in COMMANDS.values():
+        chat.console.out(f"  {usage}")
+    chat.console.out("  Ctrl-C stops a reply (keeping what arrived); Ctrl-D quits.")
+    return False
+
+
+def _reset(chat: Chat, _arg: str) -> bool:
+    chat.session.reset()
+    chat.say("[history cleared; the system prompt is kept]")
+    return False
+
+
+def _undo(chat: Chat, _arg: str) -> bool:
+    chat.session.undo()
+    chat.say(f"[last turn removed; {_turns(chat.session.messages)} left]")
+    return False
+
+
+def _retry(chat: Chat, _arg: str) -> bool:
+    chat.turn(chat.session.retry)
+    return False
+
+
+def _system(chat: Chat, arg: str) -> bool:
+    old = chat.session
+    # ChatSession has no way to change its system prompt in place: start afresh.
+    chat.session = ChatSession(old.client, model=old.model, system=arg or None,
+                               params=old.params)
+    chat.say(f"[system prompt {'set' if arg else 'removed'}; the conversation starts over]")
+    return False
+
+
+def _model(chat: Chat, arg: str) -> bool:
+    if arg:
+        chat.session.model = arg
+    chat.say(f"[model: {chat.session.model or chat.backend.client.model}]")
+    return False
+
+
+def _save(chat: Chat, arg: str) -> bool:
+    if not arg:
+        chat.problem("Say where: /save PATH.")
+        return False
+    chat.session.save(arg)
+    chat.say(f"[saved {len(chat.session.messages)} messages to {arg}]")
+    return False
+
+
+def _load(chat: Chat, arg: str) -> bool:
+    if not arg:
+        chat.problem("Say which file: /load PATH.")
+        return False
+    chat.session = ChatSession.load(arg, client=chat.backend.client)
+    chat.say(f"[loaded {_turns(chat.session.messages)} from {arg}]")
+    return False
+
+
+def _history(chat: Chat, _arg: str) -> bool:
+    if not chat.session.messages:
+        chat.say("[no messages yet]")
+    for message in chat.session.messages:
+        chat.console.out(_describe(message, chat))
+    return False
+
+
+def _exit(_chat: Chat, _arg: str) -> bool:
+    return True
+
+
+COMMANDS: Mapping[str, tuple[Handler, str]] = {
+    "/help": (_help, "/help            this list"),
+    "/reset": (_reset, "/reset           clear the history (keeps the system prompt)"),
+    "/undo": (_undo, "/undo            remove the last turn"),
+    "/retry": (_retry, "/retry           ask the last (or failed) turn again"),
+    "/system": (_system, "/system TEXT     set the system prompt and start over"),
+    "/model": (_model, "/model NAME      use another model from now on"),
+    "/save": (_save, "/save PATH       save the conversation to a file"),
+    "/load": (_load, "/load PATH       load a conversation saved with /save"),
+    "/history": (_history, "/history         show the conversation so far"),
+    "/exit": (_exit, "/exit            leave (also Ctrl-D)"),
+}
+
+
+def run_command(chat: Chat, line: str) -> bool:
+    """Run the slash command on ``line``.
+
+    Args:
+        chat: The chat it acts on.
+        line: The typed line, starting with ``/``.
+
+    Returns:
+        True if the chat should end.
+    """
+    name, _, arg = line.partition(" ")
+    entry = COMMANDS.get(name.lower())
+    if entry is None:
+        chat.problem(f"Unknown command {name}; /help lists the commands.")
+        return False
+    try:
+        return entry[0](chat, arg.strip())
+    except (RxChatError, OSError) as exc:
+        chat.error(exc)
+        return False
+
+
+def _turns(messages: tuple[Message, ...]) -> str:
+    count = sum(1 for m in messages if m.role == "user")
+    return f"{count} turn" if count == 1 else f"{count} turns"
+
+
+def _describe(message: Message, chat: Chat) -> str:
+    who = {"user": "you", "assistant": "assistant"}.get(message.role, message.role)
+    text = message.content or ""
+    if message.finish_reason == "cancelled":
+        text += " [cancelled]"
+    if message.reasoning_content:
+        text = chat.palette.dim(f"(thinking: {message.reasoning_content}) ") + text
+    return f"{chat.palette.bold(who)}: {text}"
+
