@@ -10,7 +10,7 @@ import ipaddress
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -50,6 +50,8 @@ so the read timeout is generous but finite: a stalled server never hangs a subsc
 """
 
 KEY_VARIABLES = ("RXCHAT_API_KEY", "SILICONFLOW_API_KEY")
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 def _is_loopback(host: str) -> bool:
@@ -106,13 +108,13 @@ class ChatClient:
                 f"base_url {url!r} is not an http(s) URL; use something like "
                 "'https://api.siliconflow.cn/v1'."
             )
-        if parts.scheme == "http" and not allow_insecure_http:
-            if not _is_loopback(parts.hostname):
-                raise ConfigurationError(
-                    f"Refusing to send the API key over plain http to {parts.hostname}; "
-                    "use https, or pass allow_insecure_http=True if the network is "
-                    "trusted."
-                )
+        loopback = _is_loopback(parts.hostname)
+        if parts.scheme == "http" and not loopback and not allow_insecure_http:
+            raise ConfigurationError(
+                f"Refusing to send the API key over plain http to {parts.hostname}; "
+                "use https, or pass allow_insecure_http=True if the network is "
+                "trusted."
+            )
         self.base_url = url
         self._api_key = api_key or next((env[v] for v in KEY_VARIABLES if env.get(v)), None)
         self.model = model or env.get("RXCHAT_MODEL") or DEFAULT_MODEL
@@ -121,7 +123,7 @@ class ChatClient:
         self.session = session if session is not None else _transport.new_session()
         self.headers = dict(headers or {})
         self.max_event_bytes = max_event_bytes
-        self._loopback = _is_loopback(parts.hostname)
+        self._loopback = loopback
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "missing"
@@ -182,10 +184,28 @@ class ChatClient:
         return headers
 
     def redact(self, text: str) -> str:
-        """``text`` with the API key, if it occurs, replaced by ``***``."""
-        if self._api_key and self._api_key in text:
+        """``text`` with the API key, if it occurs, replaced by ``***``.
+
+        Keys shorter than 8 characters (test placeholders like ``"k"``) are left
+        alone: replacing every ``k`` would garble the message and protect nothing.
+        """
+        if self._api_key and len(self._api_key) >= 8 and self._api_key in text:
             return text.replace(self._api_key, "***")
         return text
+
+    def redact_error(self, error: _E) -> _E:
+        """Remove the API key from an error's message and text attributes, in place.
+
+        Returns:
+            The same error, for chaining.
+        """
+        if self._api_key:
+            error.args = tuple(self.redact(a) if isinstance(a, str) else a for a in error.args)
+            for name in ("body", "server_message"):
+                value = getattr(error, name, None)
+                if isinstance(value, str):
+                    setattr(error, name, self.redact(value))
+        return error
 
     def close(self) -> None:
         """Close the client's HTTP connections."""

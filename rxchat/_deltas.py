@@ -100,11 +100,15 @@ class DeltaDecoder:
         try:
             chunk = _loads(data)
         except ValueError:
+            if event.event == "error":  # ``event: error`` with a plain-text message
+                return [], _stream_error({"error": {"message": data.strip()[:500]}})
             raise StreamError(
                 f"The server sent an event that is not JSON: {data[:200]!r}. It is not "
                 "an OpenAI-compatible stream, or the response was corrupted."
             ) from None
         if not isinstance(chunk, dict):
+            if event.event == "error":
+                return [], _stream_error({"error": {"message": data.strip()[:500]}})
             raise StreamError(
                 f"The server sent an event that is not a JSON object: {data[:200]!r}."
             )

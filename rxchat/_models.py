@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, TypedDict
 
 __all__ = [
     "ChatCompletionParams",
@@ -223,7 +223,7 @@ class ChatMessage:
         return out
 
 
-MessageLike = Union[ChatMessage, Message, Mapping[str, Any]]
+MessageLike = ChatMessage | Message | Mapping[str, Any]
 """Anything accepted in ``params["messages"]``."""
 
 

@@ -82,12 +82,14 @@ class SSEDecoder:
         Raises:
             StreamError: An event is over the size limit or a line is not UTF-8.
         """
+        if not chunk:
+            return []
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        if not chunk:
-            return []
+                if not chunk:
+                    return []
         if b"\n" not in chunk and b"\r" not in chunk:
             self._partial.append(chunk)
             self._partial_size += len(chunk)
@@ -169,9 +171,8 @@ class SSEDecoder:
         elif field == "id":
             if "\0" not in value:
                 self._last_id = value
-        elif field == "retry":
-            if value.isascii() and value.isdigit():
-                self._retry = int(value)
+        elif field == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:

@@ -124,6 +124,7 @@ class _Reader:
         self._handle.abort()
 
     def run(self) -> None:
+        client: ChatClient | None = None
         try:
             client = self._client or default_client()
             attempts = 0
@@ -141,9 +142,10 @@ class _Reader:
                 if self._wake.wait(delay):
                     return
         except RxChatError as exc:
-            self._error(exc)
-        except Exception as exc:  # noqa: BLE001 - never raise out of the reader
-            self._error(StreamError(f"Unexpected failure reading the stream: {exc!r}"))
+            self._error(client.redact_error(exc) if client else exc)
+        except Exception as exc:  # never raise out of the reader
+            error = StreamError(f"Unexpected failure reading the stream: {exc!r}")
+            self._error(client.redact_error(error) if client else error)
 
     def _retry_delay(self, exc: RxChatError, attempts: int, max_retries: int) -> float | None:
         if self._emitted or self._stopped or attempts > max_retries:
@@ -155,7 +157,7 @@ class _Reader:
             return None
         if isinstance(exc, RateLimitError) and exc.retry_after is not None:
             return exc.retry_after if exc.retry_after <= MAX_RETRY_AFTER else None
-        backoff = min(0.5 * 2 ** (attempts - 1), 8.0)
+        backoff = min(0.5 * 2.0 ** (attempts - 1), 8.0)
         return backoff * (1 - 0.25 * random.random())
 
     def _attempt(self, client: ChatClient) -> None:

@@ -42,7 +42,12 @@ _current = threading.local()
 
 
 class AbortHandle:
-    """Closes the connection of one request from any thread, before or after headers."""
+    """Closes the connection of one request from any thread, before or after headers.
+
+    Once the response is closed the handle is released: the connection may be back in
+    the pool serving another request, so a late abort (the dispose that follows
+    ``on_completed``) must not touch it.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -57,9 +62,14 @@ class AbortHandle:
                 self._conn = conn
             if response is not None:
                 self._response = response
-            aborted = self.aborted
-        if aborted:
-            self._shutdown()
+            if self.aborted:
+                self._shutdown()
+
+    def release(self) -> None:
+        """Forget the connection: the request is over, later aborts do nothing."""
+        with self._lock:
+            self._conn = None
+            self._response = None
 
     def abort(self) -> None:
         """Shut the socket down now; idempotent and safe from any thread."""
@@ -67,9 +77,11 @@ class AbortHandle:
             if self.aborted:
                 return
             self.aborted = True
-        self._shutdown()
+            self._shutdown()
 
     def _shutdown(self) -> None:
+        # Called with the lock held, so release() cannot hand the connection back to
+        # the pool in between; shutdown() does not block.
         sock = getattr(self._conn, "sock", None)
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -97,7 +109,7 @@ class _TrackingMixin:
         handle: AbortHandle | None = getattr(_current, "handle", None)
         if handle is not None and handle.aborted:
             self.close()  # type: ignore[attr-defined]
-            raise _Aborted("aborted")
+            raise _AbortedError("aborted")
 
 
 class _TrackedHTTPConnection(_TrackingMixin, HTTPConnection):
@@ -116,7 +128,7 @@ class _TrackedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _TrackedHTTPSConnection
 
 
-class _Aborted(OSError):
+class _AbortedError(OSError):
     """Raised inside the transport when the request was aborted while connecting."""
 
 
@@ -181,11 +193,11 @@ class StreamResponse:
         return bytes(data[:limit]).decode("utf-8", "replace")
 
     def close(self) -> None:
-        """Close the response and its connection (it is not returned to the pool)."""
-        try:
+        """Close the response; its connection is closed unless the body was read to
+        the end (urllib3 has then already returned it to the pool for reuse)."""
+        self._handle.release()
+        with contextlib.suppress(Exception):  # closing must never fail the stream
             self._response.raw.close()
-        except Exception:  # noqa: BLE001 - closing must never fail the stream
-            pass
         self._response.close()
 
 
@@ -210,6 +222,7 @@ def post_stream(
             url, data=body, headers=dict(headers), timeout=timeout, stream=True
         )
     except Exception as exc:
+        handle.release()
         raise translate(exc, url, reading=False) from None
     finally:
         _current.handle = None
@@ -241,6 +254,10 @@ def _is_timeout(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            # A subclass of ConnectTimeoutError for history's sake: it is a refusal
+            # or a DNS failure, not a timeout (requests makes the same exception).
+            return False
         if isinstance(
             current,
             (

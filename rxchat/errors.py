@@ -84,9 +84,11 @@ class APIStatusError(APIError):
         self.server_message = server_message
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # The third item restores every other attribute (RateLimitError.retry_after).
         return (
             _rebuild_status_error,
             (type(self), self.status_code, self.body, str(self), self.server_message),
+            dict(self.__dict__),
         )
 
 
@@ -159,7 +161,11 @@ class StreamError(APIError):
         self.code = code
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_stream_error, (type(self), str(self), self.server_message, self.code))
+        return (
+            _rebuild_stream_error,
+            (type(self), str(self), self.server_message, self.code),
+            dict(self.__dict__),
+        )
 
 
 def _rebuild_stream_error(
@@ -168,7 +174,7 @@ def _rebuild_stream_error(
     return cls(message, server_message=server_message, code=code)
 
 
-class StreamInterrupted(APIError):
+class StreamInterrupted(APIError):  # noqa: N818 - public name fixed by API.md
     """The response body ended before the reply was complete.
 
     Neither ``data: [DONE]`` arrived nor did every choice send a ``finish_reason``:

@@ -178,9 +178,8 @@ def _find_call(calls: list[ToolCall], fragment: ToolCall) -> int | None:
         if fragment.id is not None and call.id == fragment.id:
             return position
     for position, call in enumerate(calls):
-        if call.index == fragment.index:
-            if fragment.id is None or call.id is None:
-                return position
+        if call.index == fragment.index and (fragment.id is None or call.id is None):
+            return position
     return None
 
 

@@ -7,6 +7,7 @@ recorded expectation and must not depend on how the bytes were cut.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterator
@@ -54,7 +55,7 @@ def _random_split(body: bytes, seed: int) -> tuple[Part, ...]:
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, 40)))
     bounds = [0, *cuts, len(body)]
-    return tuple(body[a:b] for a, b in zip(bounds, bounds[1:], strict=False))
+    return tuple(body[a:b] for a, b in itertools.pairwise(bounds))
 
 
 def _play(
@@ -80,7 +81,7 @@ def _tool_calls(message: Message) -> list[dict[str, Any]]:
 def _check(result: Collected, expected: dict[str, Any], how: str) -> None:
     assert result.terminals == 1, how
     final = merge_deltas(result.messages)
-    assert (final.content or "") == (expected["content"] or ""), how
+    assert (final.content or "") == (expected["content"] or ""), f"{how}: {result.error!r}"
     assert (final.reasoning_content or "") == (expected["reasoning_content"] or ""), how
     assert final.finish_reason == expected["finish_reason"], how
     want_calls = [

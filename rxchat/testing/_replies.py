@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 __all__ = [
     "STALL",
@@ -33,7 +33,7 @@ class _Stall:
 STALL = _Stall()
 """A body part: send nothing more until the client goes away."""
 
-Part = Union[bytes, float, _Stall]
+Part = bytes | float | _Stall
 
 
 def chunk(
@@ -94,6 +94,8 @@ class Reply:
         headers: Response headers (Content-Type included).
         framing: ``"chunked"`` (Transfer-Encoding), ``"close"`` (no length; the body
             ends when the connection closes) or ``"length"`` (Content-Length).
+        delay_headers: Seconds to wait before sending the status line and headers, or
+            :data:`STALL` to send nothing at all until the client goes away.
     """
 
     parts: tuple[Part, ...] = ()
@@ -102,6 +104,7 @@ class Reply:
         default_factory=lambda: {"Content-Type": "text/event-stream; charset=utf-8"}
     )
     framing: Framing = "chunked"
+    delay_headers: float | _Stall = 0.0
 
     @classmethod
     def events(
@@ -212,6 +215,10 @@ class Reply:
         """The same reply in another framing."""
         return replace(self, framing=framing)
 
+    def after(self, delay: float | _Stall) -> Reply:
+        """The same reply, its headers sent after ``delay`` seconds (or never: STALL)."""
+        return replace(self, delay_headers=delay)
+
 
 def split_text(text: str, pieces: int | None = None) -> list[str]:
     """Split text into word-sized pieces (keeping spaces), or into ``pieces`` parts."""
@@ -221,4 +228,5 @@ def split_text(text: str, pieces: int | None = None) -> list[str]:
         size = max(1, -(-len(text) // pieces))
         return [text[i:i + size] for i in range(0, len(text), size)]
     words = text.split(" ")
-    return [w + " " for w in words[:-1]] + [words[-1]] if words[-1] else [w + " " for w in words[:-1]]
+    spaced = [w + " " for w in words[:-1]]
+    return [*spaced, words[-1]] if words[-1] else spaced

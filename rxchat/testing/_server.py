@@ -38,6 +38,8 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: bytes
     json: Any = field(default=None)
+    client: tuple[str, int] | None = None
+    """The client's (host, port): equal ports mean a reused keep-alive connection."""
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -49,26 +51,30 @@ class RecordedRequest:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on reused connections
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
             models = {"object": "list", "data": [{"id": "rxchat-offline", "object": "model"}]}
             self._play(Reply.error(200, models))
         else:
             self._play(Reply.error(404, {"error": {"message": f"No route {self.path}"}}))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
-        request = RecordedRequest("POST", self.path, dict(self.headers.items()), body, parsed)
+        request = RecordedRequest(
+            "POST", self.path, dict(self.headers.items()), body, parsed,
+            client=(str(self.client_address[0]), int(self.client_address[1])),
+        )
         owner = self.server.owner
         owner._record(request)
         if not self.path.rstrip("/").endswith("/chat/completions"):
@@ -78,6 +84,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._play(reply)
 
     def _play(self, reply: Reply) -> None:
+        if reply.delay_headers is STALL:
+            self._stall()
+            return
+        delay = reply.delay_headers
+        if isinstance(delay, float | int) and delay > 0 and self.server.owner._stopping.wait(
+            delay
+        ):
+            self.close_connection = True
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -108,9 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
             elif part is STALL:
                 self._stall()
                 return
-            elif isinstance(part, float | int):
-                if self.server.owner._stopping.wait(float(part)):
-                    return
+            elif isinstance(part, float | int) and self.server.owner._stopping.wait(
+                float(part)
+            ):
+                return
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
