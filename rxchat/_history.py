@@ -173,6 +173,13 @@ class SessionReset:
 
 
 @dataclass(frozen=True)
+class SystemChanged:
+    """Replace the leading system prompt with ``text`` (remove it when None)."""
+
+    text: str | None
+
+
+@dataclass(frozen=True)
 class Restored:
     """Replace the history (a loaded session)."""
 
@@ -181,7 +188,7 @@ class Restored:
 
 TurnEvent = (
     TurnStarted | DeltaReceived | TurnCompleted | TurnFailed | TurnCancelled
-    | TurnUndone | SessionReset | Restored
+    | TurnUndone | SessionReset | SystemChanged | Restored
 )
 """Everything that changes a conversation."""
 
@@ -240,6 +247,10 @@ def _edit_history(state: ChatState, event: TurnEvent) -> ChatState:
         return ChatState(event.messages, turn=state.turn)
     if isinstance(event, SessionReset):
         return ChatState(system_prefix(state.messages), turn=state.turn)
+    if isinstance(event, SystemChanged):
+        system = (Message(role="system", content=event.text),) if event.text else ()
+        rest = state.messages[len(system_prefix(state.messages)):]
+        return replace(state, messages=(*system, *rest))
     if isinstance(event, TurnUndone) and state.status != "streaming":
         start = last_turn_start(state.messages)
         if start < len(state.messages):

@@ -36,7 +36,14 @@ from reactivex.subject import ReplaySubject
 
 from ._client import ChatClient
 from ._context import TokenCounter, estimate_tokens, request_messages
-from ._history import ChatState, Restored, SessionReset, TurnUndone, last_turn_start
+from ._history import (
+    ChatState,
+    Restored,
+    SessionReset,
+    SystemChanged,
+    TurnUndone,
+    last_turn_start,
+)
 from ._models import ChatCompletionParams, ChatMessage, Message
 from ._persist import SessionFile, read_session, write_session
 from ._stream import create_stream_completion
@@ -188,6 +195,14 @@ class ChatSession(Observable[ChatState], abc.ObserverBase[Ask]):
         with self._runner.lock:
             self._runner.discard(SessionError("The turn was discarded by reset()."))
             self._runner.run(SessionReset())
+
+    def set_system(self, text: str | None) -> None:
+        """Replace the system prompt (``None`` removes it), keeping the history.
+
+        The next turn is sent with the new prompt; a turn in flight keeps the one it
+        was sent with.
+        """
+        self._runner.run(SystemChanged(text))
 
     def on_error(self, error: Exception) -> None:
         """The input failed: drop the turns in progress and pass ``error`` on."""

@@ -244,7 +244,7 @@ def test_model_system_undo_and_reset_change_the_next_request(fake: FakeServer) -
         ("other-model", ["one", reply("one"), "two"]),
         ("other-model", ["one", reply("one"), "three"]),
         ("other-model", ["four"]),
-        ("other-model", ["Talk like a pirate.", "five"]),
+        ("other-model", ["Talk like a pirate.", "four", reply("four"), "five"]),
     ]
 
 

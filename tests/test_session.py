@@ -267,6 +267,23 @@ def test_undo_removes_the_last_turn_and_reset_keeps_the_system_prompt() -> None:
     assert texts(session.messages) == [("system", "S")]
 
 
+def test_set_system_replaces_the_prompt_and_keeps_the_history() -> None:
+    scheduler = TestScheduler()
+    complete = ScriptedCompletion(reply(scheduler, "a"), reply(scheduler, "b"))
+    session = ChatSession(system="S", complete=complete, scheduler=scheduler)
+    session.on_next("1")
+    scheduler.advance_by(50)
+    session.set_system("T")
+    assert texts(session.messages) == [("system", "T"), ("user", "1"), ("assistant", "a")]
+    session.on_next("2")
+    scheduler.advance_by(50)
+    assert sent(complete.calls[1])[0] == ("system", "T")
+    session.set_system(None)
+    assert texts(session.messages)[0] == ("user", "1")
+    session.set_system("U")
+    assert texts(session.messages)[:2] == [("system", "U"), ("user", "1")]
+
+
 def test_reset_mid_stream_drops_the_turn_and_its_stream() -> None:
     scheduler = TestScheduler()
     slow = reply(scheduler, "a", "b", "c")

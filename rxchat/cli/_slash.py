@@ -47,11 +47,8 @@ def _retry(chat: Chat, _arg: str) -> bool:
 
 
 def _system(chat: Chat, arg: str) -> bool:
-    old = chat.session
-    # ChatSession has no way to change its system prompt in place: start afresh.
-    chat.session = ChatSession(old.client, model=old.model, system=arg or None,
-                               params=old.params)
-    chat.say(f"[system prompt {'set' if arg else 'removed'}; the conversation starts over]")
+    chat.session.set_system(arg or None)
+    chat.say(f"[system prompt {'set' if arg else 'removed'}; the history is kept]")
     return False
 
 
@@ -97,7 +94,7 @@ COMMANDS: Mapping[str, tuple[Handler, str]] = {
     "/reset": (_reset, "/reset           clear the history (keeps the system prompt)"),
     "/undo": (_undo, "/undo            remove the last turn"),
     "/retry": (_retry, "/retry           ask the last (or failed) turn again"),
-    "/system": (_system, "/system TEXT     set the system prompt and start over"),
+    "/system": (_system, "/system TEXT     set the system prompt (the history is kept)"),
     "/model": (_model, "/model NAME      use another model from now on"),
     "/save": (_save, "/save PATH       save the conversation to a file"),
     "/load": (_load, "/load PATH       load a conversation saved with /save"),
