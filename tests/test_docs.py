@@ -48,7 +48,7 @@ def test_page_examples_run(page: Path, offline_env: FakeServer) -> None:
     for number, block in enumerate(python_blocks(page), 1):
         code = compile(block, f"{page.name}[block {number}]", "exec")
         with contextlib.redirect_stdout(out):
-            exec(code, namespace)  # noqa: S102 - running our own documentation
+            exec(code, namespace)
     text = page.read_text(encoding="utf-8")
     if "create_stream_completion(" in text and "FakeServer(" not in text:
         assert offline_env.wait_for_requests(1), "the page's examples sent no request"
