@@ -16,10 +16,11 @@ from ._server import RecordedRequest
 
 __all__ = ["offline_answer", "offline_reply"]
 
+_END = r"(?=[.,;!?]|\s+and\s|\s+but\s|$)"
 _FACTS = (
-    (re.compile(r"\bmy name is ([\w' -]{1,40}?)(?:[.,!?]|$)", re.I), "your name is {}"),
-    (re.compile(r"\bi (?:like|love) ([\w' -]{1,40}?)(?:[.,!?]|$)", re.I), "you like {}"),
-    (re.compile(r"\bi live in ([\w' -]{1,40}?)(?:[.,!?]|$)", re.I), "you live in {}"),
+    (re.compile(r"\bmy name is ([\w' -]{1,40}?)" + _END, re.I), "your name is {}"),
+    (re.compile(r"\bi (?:like|love) ([\w' -]{1,40}?)" + _END, re.I), "you like {}"),
+    (re.compile(r"\bi live in ([\w' -]{1,40}?)" + _END, re.I), "you live in {}"),
 )
 
 

@@ -1,0 +1,35 @@
+"""The offline model answers from the conversation it was sent."""
+
+from __future__ import annotations
+
+from rxchat.testing import offline_answer
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def test_first_turn_quotes_the_message() -> None:
+    answer = offline_answer([user("hello")])
+    assert '"hello"' in answer and "first turn" in answer
+
+
+def test_later_turns_count_and_recall_facts() -> None:
+    answer = offline_answer(
+        [user("I like tea and my name is Bo."), {"role": "assistant", "content": "ok"},
+         user("I live in Paris, but I love green tea"), user("What do you remember?")]
+    )
+    assert "turn 3" in answer
+    assert "your name is Bo," in answer
+    assert "you like tea," in answer and "you like green tea" in answer
+    assert "you live in Paris" in answer
+    assert "tea and my name" not in answer
+
+
+def test_system_prompt_is_acknowledged() -> None:
+    answer = offline_answer([{"role": "system", "content": "Be terse."}, user("hi")])
+    assert "Be terse." in answer
+
+
+def test_no_user_message_gets_a_greeting() -> None:
+    assert "offline model" in offline_answer([])
