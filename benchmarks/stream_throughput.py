@@ -151,7 +151,7 @@ class BenchServer:
         self._bodies["chunked"] += b"0\r\n\r\n"
         self._latency_events = latency_events
         self._gap = gap
-        self._listener = socket.create_server((HOST, 0))
+        self._listener = socket.create_server((HOST, 0), backlog=1024)
         self.port: int = self._listener.getsockname()[1]
         self._thread = threading.Thread(target=self._accept, name="bench-server", daemon=True)
 
@@ -164,7 +164,7 @@ class BenchServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._listener.close()
+        _stop_listening(self._listener, self._thread)
 
     def _accept(self) -> None:
         while True:
@@ -208,6 +208,15 @@ class BenchServer:
         conn.sendall(_frame(tail, framing) + _frame(b"data: [DONE]\n\n", framing))
         if framing == "chunked":
             conn.sendall(b"0\r\n\r\n")
+
+
+def _stop_listening(listener: socket.socket, thread: threading.Thread) -> None:
+    """Close a listener and end its accept thread (close alone does not wake accept)."""
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)
+    listener.close()
+    if thread.is_alive():
+        thread.join(5)
 
 
 def _read_request(conn: socket.socket, buffer: bytes) -> tuple[bytes | None, bytes]:
@@ -594,7 +603,10 @@ def print_report(summary: dict[str, Any], chunks: int, rounds: int, out: TextIO)
 
 
 _BUCKETS = (
-    ("json", "json.loads"),
+    ("_json.py", "JSON (orjson when installed, else json.loads)"),
+    ("json", "JSON (orjson when installed, else json.loads)"),
+    ("_chunked.py", "rxchat chunked decoding (bulk reads)"),
+    ("_bulkread.py", "rxchat chunked decoding (bulk reads)"),
     ("_sse.py", "rxchat SSEDecoder (feed, lines, dispatch)"),
     ("_deltas.py", "rxchat DeltaDecoder (dict walking, bookkeeping)"),
     ("<string>", "dataclass __init__ (Message, ServerSentEvent)"),
@@ -613,7 +625,9 @@ _BUCKETS = (
 def _layer(code: Any) -> str | None:
     """The layer of a profiled Python function, or None for a builtin."""
     if isinstance(code, str):  # a builtin, e.g. "<method 'get' of 'dict' objects>"
-        return "transport: socket recv" if "recv" in code else None
+        if "orjson" in code:
+            return "JSON (orjson when installed, else json.loads)"
+        return "transport: socket recv" if "recv" in code or "read1" in code else None
     for needle, name in _BUCKETS:
         if needle in code.co_filename:
             return name

@@ -6,9 +6,11 @@ variable, else default. The API key is kept out of ``repr``, logs and error mess
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import json
 import os
+import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -30,6 +32,7 @@ from .errors import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_FIRST_DELTA_TIMEOUT",
     "DEFAULT_MODEL",
     "DEFAULT_TIMEOUT",
     "ChatClient",
@@ -43,10 +46,22 @@ DEFAULT_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 """A SiliconFlow chat model available on its free tier."""
 
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 120.0)
-"""``(connect, read)`` seconds: 10 s to connect; 120 s of silence between bytes.
+"""``(connect, read)`` seconds: 10 s to connect; 120 s of silence between bytes (idle).
 
-Reasoning models may think for a minute before their first byte on a busy provider,
-so the read timeout is generous but finite: a stalled server never hangs a subscriber.
+The idle timeout also bounds the wait for the response headers. Some providers send
+their headers only once the model starts answering, after prefill and queueing, so it
+is generous but finite: a stalled server never hangs a subscriber.
+"""
+
+DEFAULT_FIRST_DELTA_TIMEOUT = 300.0
+"""Seconds from sending a request to its first delta: 5 minutes.
+
+Keep-alive comments (``: ping``, ``: OPENROUTER PROCESSING``) do not reset it, so a
+provider that queues a request forever while keeping the connection alive still ends
+in an :class:`~rxchat.errors.APITimeoutError`. Reasoning models stream their thinking
+as ``reasoning_content`` deltas, so the first delta comes when prefill is done, not when
+the answer starts; prefill of a 100k-token prompt plus queueing on a busy provider can
+take a minute or two, and 5 minutes leaves room for that while bounding a stuck request.
 """
 
 KEY_VARIABLES = ("RXCHAT_API_KEY", "SILICONFLOW_API_KEY")
@@ -75,8 +90,12 @@ class ChatClient:
             :data:`DEFAULT_MODEL`.
         timeout: Seconds, or ``(connect, read)`` where read is the longest silence
             allowed between bytes; default :data:`DEFAULT_TIMEOUT`.
-        max_retries: Further attempts after a 408, 409, 429, 5xx or connection
-            failure, only before the first delta was emitted.
+        max_retries: Further attempts after a 408, 409, 429, 5xx, connection failure,
+            timeout or a body cut off before its first delta; only while no delta was
+            emitted (see ``docs/reliability.md`` for the backoff and ``Retry-After``).
+        first_delta_timeout: Seconds from sending the request to the first delta,
+            which keep-alive comments do not reset; default
+            :data:`DEFAULT_FIRST_DELTA_TIMEOUT`; None for no limit.
         session: A ``requests.Session`` to use; by default the client owns one.
         headers: Extra headers sent with every request.
         allow_insecure_http: Send the key over plain http to a non-loopback host.
@@ -99,6 +118,7 @@ class ChatClient:
         headers: Mapping[str, str] | None = None,
         allow_insecure_http: bool = False,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        first_delta_timeout: float | None = DEFAULT_FIRST_DELTA_TIMEOUT,
     ) -> None:
         env = os.environ
         url = (base_url or env.get("RXCHAT_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
@@ -123,6 +143,7 @@ class ChatClient:
         self.session = session if session is not None else _transport.new_session()
         self.headers = dict(headers or {})
         self.max_event_bytes = max_event_bytes
+        self.first_delta_timeout = first_delta_timeout
         self._loopback = loopback
 
     def __repr__(self) -> str:
@@ -208,8 +229,8 @@ class ChatClient:
         return error
 
     def close(self) -> None:
-        """Close the client's HTTP connections."""
-        self.session.close()
+        """Close the client's HTTP connections (the idle pooled ones at once)."""
+        _transport.close_session(self.session)
 
     def __enter__(self) -> ChatClient:
         return self
@@ -237,40 +258,63 @@ def status_error(
             "(SILICONFLOW_API_KEY or RXCHAT_API_KEY) and its permissions.",
             server_message=server_message,
         )
+    retry_after = retry_after_seconds(headers)
+    wait = f" The server asked to wait {retry_after:g} s." if retry_after else ""
     if status == 429:
-        retry_after = retry_after_seconds(headers)
-        wait = f" The server asked to wait {retry_after:g} s." if retry_after else ""
         return RateLimitError(
             status, body, f"{what}{wait} Slow down, or retry later.",
             server_message=server_message, retry_after=retry_after,
         )
     if status >= 500:
         return ServerError(
-            status, body, f"{what} The provider failed; retry later.",
-            server_message=server_message,
+            status, body, f"{what}{wait} The provider failed; retry later.",
+            server_message=server_message, retry_after=retry_after,
         )
     if status in (400, 404, 409, 413, 422):
         return BadRequestError(
             status, body, f"{what} Fix the request (model name, messages, "
             "parameters) before retrying.",
-            server_message=server_message,
+            server_message=server_message, retry_after=retry_after,
         )
-    return APIStatusError(status, body, what, server_message=server_message)
+    return APIStatusError(
+        status, body, what, server_message=server_message, retry_after=retry_after
+    )
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds), if present."""
+def retry_after_seconds(
+    headers: Mapping[str, str], now: float | None = None
+) -> float | None:
+    """Seconds the server asked to wait, from ``retry-after-ms`` or ``Retry-After``.
+
+    ``Retry-After`` may be seconds or an HTTP-date (RFC 9110, 10.2.3); a date in the
+    past asks for no wait and gives None, as does a value that cannot be parsed.
+
+    Args:
+        headers: Response headers (case-insensitive mapping).
+        now: The current time as a Unix timestamp, for dates; default ``time.time()``.
+    """
+    lowered = {name.lower(): value for name, value in headers.items()}
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
+        value = lowered.get(name)
         if value is None:
             continue
         try:
             seconds = float(value) * scale
         except ValueError:
-            continue
-        if seconds >= 0:
+            seconds = _seconds_until(value, now) if scale == 1.0 else -1.0
+        if seconds >= 0 and seconds != float("inf"):
             return seconds
     return None
+
+
+def _seconds_until(http_date: str, now: float | None) -> float:
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return -1.0
+    if when.tzinfo is None:  # an HTTP-date is always GMT
+        return -1.0
+    return when.timestamp() - (time.time() if now is None else now)
 
 
 def _plain_text(body: str) -> str | None:

@@ -5,45 +5,52 @@ runs on the chosen scheduler (a new thread by default), feeds the bytes through 
 SSE and delta decoders, and calls the observer directly. Every ``on_*`` call therefore
 comes from that one loop, in order, never concurrently.
 
+Each *attempt* is one scheduled action: the first with ``scheduler.schedule``, each
+retry with ``scheduler.schedule_relative(wait, ...)`` (policy in ``_retry.py``). So
+the waits between attempts run on the caller's scheduler, in virtual time under a
+``TestScheduler``, and the pending retry is one disposable: disposing cancels it.
+
 Disposing the subscription sets a stop flag and shuts the socket down from the
 disposing thread (``subscribe_on`` could not do this: its dispose is queued behind the
 blocked read), so the blocked read wakes at once, the loop ends, and nothing more is
 emitted.
+
+Timeouts: connect and idle (silence between bytes) are the socket timeouts of the
+request; the first-delta timeout is checked in the read loop on every chunk that
+arrives, so keep-alive comments cannot extend it, and total silence is left to the
+idle timeout. No timer thread is needed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import random
 import threading
+import time
 from typing import Any
 
 import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
-from reactivex.scheduler import NewThreadScheduler
+from reactivex.disposable import Disposable, SerialDisposable
+from reactivex.scheduler import TimeoutScheduler
 
 from ._client import ChatClient, status_error
 from ._deltas import DeltaDecoder
 from ._models import ChatCompletionParams, Message
+from ._retry import retry_delay
 from ._sse import SSEDecoder
 from ._transport import AbortHandle, StreamResponse, post_stream
-from .errors import (
-    APIConnectionError,
-    APIStatusError,
-    RateLimitError,
-    RxChatError,
-    StreamError,
-)
+from .errors import APITimeoutError, RxChatError, StreamError
 
 __all__ = ["create_stream_completion", "default_client"]
 
-MAX_RETRY_AFTER = 60.0
-"""Longest ``Retry-After`` honoured, in seconds; longer waits end the retries."""
+log = logging.getLogger("rxchat")
 
-_RETRY_STATUSES = frozenset({408, 409, 429})
-_default_scheduler = NewThreadScheduler()
+# A daemon thread per scheduled action (threading.Timer): the first attempt starts at
+# once, a retry after its wait, and cancelling a pending retry ends its thread at once
+# (NewThreadScheduler's timed thread would linger until the due time).
+_default_scheduler = TimeoutScheduler()
 _default_lock = threading.Lock()
 _default: tuple[tuple[str | None, ...], ChatClient] | None = None
 
@@ -83,8 +90,10 @@ def create_stream_completion(
             ``ChatMessage``), ``model``, ``temperature`` and any other field, which is
             passed through unchanged.
         client: Where to send it; by default a client configured from the environment.
-        scheduler: Where the reader loop runs; by default a new thread per
-            subscription.
+        scheduler: Where each attempt's read loop runs and where the waits before
+            retries are scheduled; by default a new daemon thread per attempt. With a
+            ``reactivex.testing.TestScheduler`` the requests run synchronously inside
+            virtual time, so retry timing can be asserted.
 
     Returns:
         A cold Observable of deltas. Disposing it aborts the request at once.
@@ -93,77 +102,98 @@ def create_stream_completion(
     def subscribe(
         observer: abc.ObserverBase[Message], scheduler_: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        reader = _Reader(params, client, observer)
         chosen = scheduler or scheduler_ or _default_scheduler
-        scheduled = chosen.schedule(lambda _s, _t: reader.run())
-        return CompositeDisposable(Disposable(reader.dispose), scheduled)
+        reader = _Reader(params, client, observer, chosen)
+        reader.start()
+        return Disposable(reader.dispose)
 
     return reactivex.create(subscribe)
 
 
 class _Reader:
-    """The per-subscription read loop, with its stop flag and abort handle."""
+    """One subscription: its attempts, stop flag, abort handle and pending action."""
 
     def __init__(
         self,
         params: ChatCompletionParams,
         client: ChatClient | None,
         observer: abc.ObserverBase[Message],
+        scheduler: abc.SchedulerBase,
     ) -> None:
         self._params = params
         self._client = client
         self._observer = observer
+        self._scheduler = scheduler
         self._stopped = False
         self._emitted = False
+        self._attempts = 0
         self._handle = AbortHandle()
-        self._wake = threading.Event()
+        self._pending = SerialDisposable()
+        self._deadline = float("inf")
+        self._started = 0.0
+        self._first_delta_at: float | None = None
+
+    def start(self) -> None:
+        self._pending.disposable = self._scheduler.schedule(self._run_attempt)
 
     def dispose(self) -> None:
         self._stopped = True
-        self._wake.set()
+        self._pending.dispose()
         self._handle.abort()
 
-    def run(self) -> None:
+    def _run_attempt(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        """One attempt; on a retryable failure, schedule the next one after its wait."""
+        if self._stopped:
+            return
         client: ChatClient | None = None
         try:
-            client = self._client or default_client()
-            attempts = 0
-            while not self._stopped:
-                attempts += 1
-                try:
-                    self._attempt(client)
+            client = self._client = self._client or default_client()
+            self._attempts += 1
+            try:
+                self._attempt(client)
+                return
+            except RxChatError as exc:
+                if self._stopped:
                     return
-                except RxChatError as exc:
-                    delay = self._retry_delay(exc, attempts, client.max_retries)
-                    if delay is None:
-                        if attempts > 1:
-                            exc.args = (f"{exc} (gave up after {attempts} attempts)",)
-                        raise
-                if self._wake.wait(delay):
-                    return
+                delay = self._retry_after(exc, client)
+            self._pending.disposable = self._scheduler.schedule_relative(
+                delay, self._run_attempt
+            )
         except RxChatError as exc:
             self._error(client.redact_error(exc) if client else exc)
         except Exception as exc:  # never raise out of the reader
             error = StreamError(f"Unexpected failure reading the stream: {exc!r}")
             self._error(client.redact_error(error) if client else error)
 
-    def _retry_delay(self, exc: RxChatError, attempts: int, max_retries: int) -> float | None:
-        if self._emitted or self._stopped or attempts > max_retries:
-            return None
-        if isinstance(exc, APIStatusError):
-            if exc.status_code not in _RETRY_STATUSES and exc.status_code < 500:
-                return None
-        elif not isinstance(exc, APIConnectionError):
-            return None
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-            return exc.retry_after if exc.retry_after <= MAX_RETRY_AFTER else None
-        backoff = min(0.5 * 2.0 ** (attempts - 1), 8.0)
-        return backoff * (1 - 0.25 * random.random())
+    def _retry_after(self, exc: RxChatError, client: ChatClient) -> float:
+        """The wait before the next attempt.
+
+        Raises:
+            RxChatError: ``exc``, if it is not retried (its message then says how
+                many attempts were made, when there were several).
+        """
+        if self._emitted:  # never retried: the output would be duplicated
+            delay, why = None, f"{self._attempts} attempts made" if self._attempts > 1 else ""
+        else:
+            delay, why = retry_delay(exc, self._attempts, client.max_retries)
+        if delay is None:
+            if why:
+                exc.args = (f"{exc} ({why})", *exc.args[1:])
+            raise exc
+        log.info(
+            "attempt %d of %d to %s failed (%s: %s); retrying in %.2f s",
+            self._attempts, client.max_retries + 1, client.completions_url,
+            type(exc).__name__, client.redact(str(exc)), delay,
+        )
+        return delay
 
     def _attempt(self, client: ChatClient) -> None:
         handle = self._handle = AbortHandle()
         if self._stopped:
             return
+        self._started = time.monotonic()
+        limit = client.first_delta_timeout
+        self._deadline = self._started + limit if limit is not None else float("inf")
         response = post_stream(
             client.session,
             client.completions_url,
@@ -184,13 +214,40 @@ class _Reader:
                 self._read_whole_body(response)
             else:
                 self._read_events(response, client.max_event_bytes)
-        except RxChatError:
+        except RxChatError as exc:
+            self._log_end(response, type(exc).__name__)
             if self._stopped:
                 return
             raise
         finally:
             response.close()
+        self._log_end(response, "disposed" if self._stopped else "completed")
         self._complete()
+
+    def _check_first_delta(self) -> None:
+        """Raise the first-delta timeout if it ran out (called per chunk received).
+
+        Raises:
+            APITimeoutError: No delta yet, and the deadline has passed.
+        """
+        if not self._emitted and time.monotonic() > self._deadline:
+            limit = self._client.first_delta_timeout if self._client else None
+            raise APITimeoutError(
+                f"No delta arrived within the first-delta timeout ({limit:g} s) of "
+                "sending the request; the server sent only keep-alive comments or "
+                "nothing usable. The provider may be queueing or overloaded: retry, or "
+                "raise ChatClient(first_delta_timeout=...)."
+            )
+
+    def _log_end(self, response: StreamResponse, outcome: str) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            now = time.monotonic()
+            first = self._first_delta_at
+            log.debug(
+                "stream from %s %s after %.3f s (status %s, first delta %s)",
+                response.url, outcome, now - self._started, response.status_code,
+                f"at {first - self._started:.3f} s" if first is not None else "none",
+            )
 
     def _read_events(self, response: StreamResponse, max_event_bytes: int) -> None:
         sse = SSEDecoder(max_event_bytes)
@@ -202,6 +259,7 @@ class _Reader:
                 self._emit_event(deltas, event)
                 if deltas.done or self._stopped:
                     return
+            self._check_first_delta()
         for event in sse.end():
             self._emit_event(deltas, event)
         deltas.check_end()
@@ -236,7 +294,9 @@ class _Reader:
 
     def _next(self, message: Message) -> None:
         if not self._stopped:
-            self._emitted = True
+            if not self._emitted:
+                self._emitted = True
+                self._first_delta_at = time.monotonic()
             self._observer.on_next(message)
 
     def _error(self, error: Exception) -> None:

@@ -6,7 +6,9 @@ It opens one streamed POST and hands back a :class:`StreamResponse` whose
 
 * reads use urllib3's ``read1``, which returns whatever bytes are available, so an
   event is seen the moment it arrives in both chunked and close-delimited framing
-  (``iter_content`` holds a close-delimited body until the connection ends);
+  (``iter_content`` holds a close-delimited body until the connection ends); a chunked
+  body is read from the socket file in bulk and de-chunked by rxchat (``_bulkread``),
+  since ``http.client`` would return one HTTP chunk, one event, per read;
 * the connection is tracked from the moment the request is written, so aborting also
   works while the server has not yet sent headers (the socket is shut down, which wakes
   the blocked read in the reader thread);
@@ -31,9 +33,18 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .errors import APIConnectionError, APITimeoutError
+from ._bulkread import bulk_reader, iter_dechunked
+from .errors import APIConnectionError, APITimeoutError, StreamInterrupted
 
-__all__ = ["AbortHandle", "StreamResponse", "new_session", "post_stream"]
+__all__ = [
+    "AbortHandle",
+    "StreamResponse",
+    "close_session",
+    "new_session",
+    "post_stream",
+    "redact_headers",
+    "translate",
+]
 
 log = logging.getLogger("rxchat")
 
@@ -150,6 +161,25 @@ def new_session() -> requests.Session:
     return session
 
 
+def close_session(session: requests.Session) -> None:
+    """Close a session and every idle connection in its pools, now.
+
+    ``Session.close()`` alone only forgets the pools with urllib3 2.x (its pool
+    container has no dispose function), so kept-alive sockets stayed open until
+    garbage collection; each is closed here.
+    """
+    for adapter in {id(a): a for a in session.adapters.values()}.values():
+        pools: Any = getattr(getattr(adapter, "poolmanager", None), "pools", None)
+        if pools is None:
+            continue
+        for key in list(pools.keys()):
+            pool = pools.get(key)
+            if pool is not None:
+                with contextlib.suppress(Exception):  # closing must never fail
+                    pool.close()
+    session.close()
+
+
 class StreamResponse:
     """An open streamed response: status, headers, and the body as it arrives."""
 
@@ -174,7 +204,11 @@ class StreamResponse:
         """
         raw = self._response.raw
         read1 = raw.read1
+        direct = bulk_reader(raw)
         try:
+            if direct is not None:  # chunked: read in bulk, de-chunk in one pass
+                yield from iter_dechunked(raw, direct, READ_SIZE)
+                return
             while True:
                 chunk = read1(READ_SIZE)
                 if not chunk:
@@ -216,6 +250,11 @@ def post_stream(
         APITimeoutError: Connecting or waiting for headers took too long.
     """
     started = time.monotonic()
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "POST %s (%d bytes) headers=%s timeout=%s",
+            url, len(body), redact_headers(headers), timeout,
+        )
     _current.handle = handle
     try:
         response = session.post(
@@ -223,30 +262,98 @@ def post_stream(
         )
     except Exception as exc:
         handle.release()
-        raise translate(exc, url, reading=False) from None
+        error = translate(exc, url, reading=False, timeout=timeout)
+        log.debug("POST %s failed after %.3f s: %s", url, time.monotonic() - started, error)
+        raise error from None
     finally:
         _current.handle = None
     handle.attach(response=response.raw)
     log.debug(
-        "POST %s -> %s in %.3f s", url, response.status_code, time.monotonic() - started
+        "POST %s -> %s %s, headers in %.3f s", url, response.status_code,
+        response.headers.get("content-type", "-"), time.monotonic() - started,
     )
     return StreamResponse(response, handle)
 
 
-def translate(exc: BaseException, url: str, *, reading: bool) -> Exception:
-    """Turn a requests/urllib3/socket exception into an rxchat error."""
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers safe to log: credentials shortened to ``Bearer sk-…abcd`` or ``***``.
+
+    A secret of 20 characters or more keeps its first 3 and last 4 (enough to tell
+    two keys apart, far too little to use); a shorter one is replaced entirely.
+    """
+    return {
+        name: _redact_secret(value) if name.lower() in _SECRET_HEADERS else value
+        for name, value in headers.items()
+    }
+
+
+def _redact_secret(value: str) -> str:
+    scheme, space, secret = value.rpartition(" ")
+    shown = f"{secret[:3]}…{secret[-4:]}" if len(secret) >= 20 else "***"
+    return f"{scheme}{space}{shown}"
+
+
+def translate(
+    exc: BaseException,
+    url: str,
+    *,
+    reading: bool,
+    timeout: float | tuple[float, float] | None = None,
+) -> Exception:
+    """Turn a requests/urllib3/socket exception into an rxchat error.
+
+    Args:
+        exc: What requests, urllib3 or the socket raised.
+        url: The request's URL, for the message.
+        reading: Whether the response headers had arrived and the body was being
+            read. A broken connection is then :class:`StreamInterrupted` (the reply
+            was cut off), before that :class:`APIConnectionError`.
+        timeout: The request's timeout, to name the limit that ran out.
+
+    Returns:
+        :class:`APITimeoutError` for a connect or idle timeout, else the above.
+    """
+    connect, idle = _timeout_pair(timeout)
     if _is_timeout(exc):
-        what = "No data arrived" if reading else "The server did not answer"
+        if not reading and _is_connect_timeout(exc):
+            what, which = f"Could not connect to {url}", f"connect timeout{connect}"
+        else:
+            stage = "while streaming" if reading else "waiting for the response"
+            what, which = f"No data arrived from {url} {stage}", f"idle timeout{idle}"
         return APITimeoutError(
-            f"{what} from {url} within the timeout. The server may be overloaded or "
-            "the network stalled; retry, or raise ChatClient(timeout=...)."
+            f"{what} within the {which}. The server may be overloaded or the network "
+            "stalled; retry, or raise ChatClient(timeout=(connect, idle))."
         )
-    stage = "while reading the response from" if reading else "to connect to"
     reason = _short_reason(exc)
+    if reading:
+        return StreamInterrupted(
+            f"The connection to {url} broke while the reply was being read: {reason}. "
+            "The deltas received so far were emitted; the reply is incomplete, retry "
+            "to get the whole reply."
+        )
     return APIConnectionError(
-        f"Failed {stage} {url}: {reason}. Check the base URL and your network, then "
-        "retry."
+        f"Failed to connect to {url}: {reason}. Check the base URL and your network, "
+        "then retry."
     )
+
+
+def _timeout_pair(timeout: float | tuple[float, float] | None) -> tuple[str, str]:
+    if timeout is None:
+        return "", ""
+    connect, idle = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    return f" ({connect:g} s)", f" ({idle:g} s)"
+
+
+def _is_connect_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -277,9 +384,23 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 def _short_reason(exc: BaseException) -> str:
+    if _caused_by(exc, ConnectionResetError):
+        return "the connection was reset"
     if isinstance(exc, (http.client.IncompleteRead, urllib3.exceptions.ProtocolError)):
         return "the connection closed in the middle of the response"
     text = str(exc) or type(exc).__name__
     if "refused" in text.lower():
         return "connection refused (is the server running?)"
     return text[:300]
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return True
+        nested = next((a for a in current.args if isinstance(a, BaseException)), None)
+        current = nested or current.__cause__ or current.__context__
+    return False

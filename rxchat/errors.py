@@ -13,11 +13,13 @@ never contains the API key::
     │   │   ├── AuthenticationError 401, 403, or no API key configured
     │   │   ├── RateLimitError      429 (``retry_after`` in seconds, if sent)
     │   │   └── ServerError         5xx
-    │   ├── APIConnectionError      could not connect, or the connection broke
+    │   ├── APIConnectionError      could not connect, or broke before the headers
     │   │   └── APITimeoutError     connect, idle or first-delta timeout
     │   ├── StreamError             malformed event, error object in the stream,
-    │   │                           event over the size limit, wrong Content-Type
-    │   └── StreamInterrupted       the body ended before the reply was finished
+    │   │                           event over the size limit, invalid UTF-8,
+    │   │                           wrong Content-Type
+    │   └── StreamInterrupted       the body ended, or the connection broke, before
+    │                               the reply was finished
     └── SessionError                a ChatSession call that cannot be honoured now
 
 Exceptions from ``requests``/``urllib3`` are translated once, in the transport layer,
@@ -68,6 +70,8 @@ class APIStatusError(APIError):
         status_code: The HTTP status code.
         body: The response body as text (truncated to 4 KiB).
         server_message: The message the server gave, if one could be found.
+        retry_after: Seconds the server asked to wait before retrying
+            (``retry-after-ms`` or ``Retry-After``), or None.
     """
 
     def __init__(
@@ -77,11 +81,13 @@ class APIStatusError(APIError):
         message: str,
         *,
         server_message: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.body = body
         self.server_message = server_message
+        self.retry_after = retry_after
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The third item restores every other attribute (RateLimitError.retry_after).
@@ -120,29 +126,19 @@ class RateLimitError(APIStatusError):
         retry_after: Seconds the server asked us to wait, or None.
     """
 
-    def __init__(
-        self,
-        status_code: int,
-        body: str,
-        message: str,
-        *,
-        server_message: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(status_code, body, message, server_message=server_message)
-        self.retry_after = retry_after
-
 
 class ServerError(APIStatusError):
     """The server failed (5xx)."""
 
 
 class APIConnectionError(APIError):
-    """Could not connect to the server, or the connection broke mid-response."""
+    """Could not connect to the server, or the connection broke before the response
+    headers arrived."""
 
 
 class APITimeoutError(APIConnectionError):
-    """The server took longer than the configured timeout."""
+    """The server took longer than a configured timeout: to connect, between two
+    bytes of the response (idle), or to send the first delta."""
 
 
 class StreamError(APIError):
@@ -177,6 +173,7 @@ def _rebuild_stream_error(
 class StreamInterrupted(APIError):  # noqa: N818 - public name fixed by API.md
     """The response body ended before the reply was complete.
 
-    Neither ``data: [DONE]`` arrived nor did every choice send a ``finish_reason``:
-    the reply was cut off, so it must not be treated as finished.
+    Neither ``data: [DONE]`` arrived nor did every choice send a ``finish_reason``
+    (the body ended, or the connection broke or was reset while it was read): the reply
+    was cut off, so it must not be treated as finished.
     """

@@ -1,6 +1,7 @@
 """Operators for streams of ``Message`` deltas: plain RxPY operators for ``.pipe``.
 
-Each is built by composing ``reactivex.operators``; the merging rules live in two pure
+Each is built by composing ``reactivex.operators``; :func:`idle_timeout` is
+``reactivex.operators.timeout`` with a typed error. The merging rules live in two pure
 functions, :func:`merge_delta` (one step, for running snapshots) and
 :func:`merge_deltas` (a whole stream at once, in linear time):
 
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from reactivex import Observable, compose
+import reactivex
+from reactivex import Observable, abc, compose
 from reactivex import operators as ops
 
 from ._models import FunctionCall, Message, ToolCall
+from .errors import APITimeoutError
 
 _T = TypeVar("_T")
 
@@ -29,6 +32,7 @@ __all__ = [
     "accumulate",
     "content",
     "final_message",
+    "idle_timeout",
     "merge_delta",
     "merge_deltas",
     "reasoning",
@@ -92,6 +96,46 @@ def reasoning() -> Callable[[Observable[Message]], Observable[str]]:
         An operator from deltas to reasoning fragments.
     """
     return compose(ops.map(_reasoning_of), ops.filter(bool))
+
+
+def idle_timeout(
+    seconds: float, *, scheduler: abc.SchedulerBase | None = None
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Fail with :class:`~rxchat.errors.APITimeoutError` when no value arrives within
+    ``seconds`` of subscribing or of the previous value. ::
+
+        source:   ──a──b─────────────c──|
+        idle_timeout(4)
+        output    ──a──b───#                 (# = APITimeoutError, 4 after b)
+
+    Like ``reactivex.operators.timeout``, which errors with a bare ``Exception``, but
+    the error is typed, so it is handled with the library's other timeouts (and the
+    CLI's exit code for them). Disposing on timeout unsubscribes from the source, which
+    for :func:`~rxchat.create_stream_completion` closes the connection.
+
+    Args:
+        seconds: Longest silence allowed, from subscription and between values.
+        scheduler: Where the timer runs; by default the subscriber's scheduler, else
+            a timer thread.
+
+    Returns:
+        An operator that passes values through until the source falls silent.
+    """
+
+    def timed_out(_scheduler: abc.SchedulerBase) -> Observable[Any]:
+        # A new error per subscription: an exception instance is not shared.
+        return reactivex.throw(
+            APITimeoutError(
+                f"No value arrived within {seconds:g} s (idle_timeout); the source "
+                "stalled. Retry, or allow a longer silence."
+            )
+        )
+
+    def operator(source: Observable[_T]) -> Observable[_T]:
+        fallback: Observable[_T] = reactivex.defer(timed_out)
+        return source.pipe(ops.timeout(seconds, other=fallback, scheduler=scheduler))
+
+    return operator
 
 
 def _content_of(message: Message) -> str:

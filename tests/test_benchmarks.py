@@ -86,3 +86,39 @@ def test_build_events_shape(bench: ModuleType) -> None:
     assert content == "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     with pytest.raises(ValueError):
         bench.build_events(2)
+
+
+RUN_ALL = SCRIPT.parent / "run_all.py"
+
+
+def test_run_all_quick_measures_all_six_items(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    spec = importlib.util.spec_from_file_location("run_all", RUN_ALL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    saved = sys.path[:]
+    try:
+        spec.loader.exec_module(module)
+        out = io.StringIO()
+        results_path, plot_path = tmp_path / "all.json", tmp_path / "all.png"
+        code = module.main(
+            ["--quick", "--json", str(results_path), "--plot", str(plot_path)], out=out
+        )
+    finally:
+        sys.path[:] = saved
+        for name in ("run_all", "scenarios", "session_overhead", "stream_throughput"):
+            sys.modules.pop(name, None)
+    assert code == 0
+    results = json.loads(results_path.read_text())
+    assert set(results["throughput"]) == {"chunked", "close"}
+    assert set(results["latency"]) == {"chunked", "close"}
+    for framing in ("chunked", "close"):
+        assert results["cancel"][framing]["thread_ms_max"] >= 0
+    concurrency = results["concurrency"]
+    assert concurrency["completed"] == concurrency["streams"] and concurrency["errors"] == 0
+    assert len(results["session"]["us_per_delta"]) == 2
+    assert all(row["peak_rss_mb"] > 0 for row in results["memory"].values())
+    assert plot_path.read_bytes()[:4] == b"\x89PNG"
+    report = out.getvalue()
+    for heading in ("deltas/s", "p99", "Cancellation", "Concurrency", "Session", "Memory"):
+        assert heading in report

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from ._marbles import ScriptedCompletion, marble_deltas
 from ._offline import offline_answer, offline_reply
-from ._replies import STALL, Reply, chunk, sse_event
+from ._replies import RESET, STALL, Reply, chunk, sse_event
 from ._server import FakeServer, RecordedRequest, closed_port
 
 __all__ = [
+    "RESET",
     "STALL",
     "FakeServer",
     "RecordedRequest",

@@ -2,7 +2,8 @@
 
 A :class:`Reply` is a status, headers, a framing and a list of body *parts*: ``bytes``
 (written at once; one HTTP chunk each in chunked framing), a ``float`` (pause that many
-seconds) or :data:`STALL` (go silent until the client disconnects or the server stops).
+seconds), :data:`STALL` (go silent until the client disconnects or the server stops) or
+:data:`RESET` (abort the connection with a TCP reset, as a crashed proxy does).
 The constructors build the common shapes from chunk dicts shaped like OpenAI's.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 __all__ = [
+    "RESET",
     "STALL",
     "Framing",
     "Part",
@@ -33,7 +35,16 @@ class _Stall:
 STALL = _Stall()
 """A body part: send nothing more until the client goes away."""
 
-Part = bytes | float | _Stall
+
+class _Reset:
+    def __repr__(self) -> str:
+        return "RESET"
+
+
+RESET = _Reset()
+"""A body part: abort the connection with a TCP RST (``SO_LINGER`` 0, then close)."""
+
+Part = bytes | float | _Stall | _Reset
 
 
 def chunk(
@@ -89,7 +100,8 @@ class Reply:
     """What the loopback server sends for one request.
 
     Attributes:
-        parts: Body parts: bytes, pauses (float seconds) and :data:`STALL`.
+        parts: Body parts: bytes, pauses (float seconds), :data:`STALL` and
+            :data:`RESET`.
         status: HTTP status code.
         headers: Response headers (Content-Type included).
         framing: ``"chunked"`` (Transfer-Encoding), ``"close"`` (no length; the body

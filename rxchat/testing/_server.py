@@ -10,9 +10,11 @@ the socket.
 
 from __future__ import annotations
 
+import io
 import json
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ._replies import STALL, Reply
+from ._replies import RESET, STALL, Reply
 
 __all__ = ["FakeServer", "RecordedRequest"]
 
@@ -123,6 +125,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif part is STALL:
                 self._stall()
                 return
+            elif part is RESET:
+                self._reset()
+                return
             elif isinstance(part, float | int) and self.server.owner._stopping.wait(
                 float(part)
             ):
@@ -132,6 +137,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         if reply.framing == "close":
             self.close_connection = True
+
+    def _reset(self) -> None:
+        """Abort the connection: with ``SO_LINGER`` 0, close sends RST, not FIN."""
+        self.close_connection = True
+        self.connection.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        # The socket is closed for real only once its file objects are closed too;
+        # http.server still flushes ``wfile`` afterwards, so leave it a harmless one.
+        self.wfile.close()
+        self.rfile.close()
+        self.connection.close()
+        self.wfile = io.BytesIO()
 
     def _stall(self) -> None:
         """Send nothing until the client closes its end, or the server stops."""

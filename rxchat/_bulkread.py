@@ -1,0 +1,83 @@
+"""Bulk reads of a chunked response: the transport's fast path, beside its normal one.
+
+``http.client`` decodes chunked framing itself and its ``read1`` never returns past the
+end of the current HTTP chunk; an SSE server sends one chunk per event, so the normal
+path costs one ``read1`` through urllib3 and ``http.client`` per event (about half the
+time rxchat spends per delta on loopback). Here the connection's buffered socket file
+is read with ``read1(65536)`` (whatever has arrived, in one call) and the framing is
+decoded in bulk by the pure :class:`~rxchat._chunked.ChunkedDecoder`.
+
+This touches private attributes of ``urllib3`` and ``http.client``, so
+:func:`bulk_reader` checks every one it relies on and returns None whenever anything is
+not as expected (not chunked, a ``Content-Encoding``, bytes already read or decoded,
+another response class); the transport then keeps its normal path. At the end of the
+body the connection is handed back to the pool exactly as urllib3 does it.
+"""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ._chunked import ChunkedDecodeError, ChunkedDecoder
+
+__all__ = ["bulk_reader", "iter_dechunked"]
+
+
+def bulk_reader(raw: Any) -> Callable[[int], bytes] | None:
+    """The socket file's ``read1`` of a fresh chunked urllib3 response, else None.
+
+    Args:
+        raw: A ``urllib3.HTTPResponse`` (``requests.Response.raw``) not read yet.
+    """
+    fp = getattr(raw, "_fp", None)
+    if type(fp) is not http.client.HTTPResponse or not fp.chunked:
+        return None
+    if fp.chunk_left is not None or getattr(raw, "_has_decoded_content", True):
+        return None  # http.client or urllib3 already read part of the body
+    if getattr(raw, "_decoder", None) is not None or raw.headers.get("content-encoding"):
+        return None
+    buffered = getattr(raw, "_decoded_buffer", None)
+    read1 = getattr(getattr(fp, "fp", None), "read1", None)
+    if buffered is None or len(buffered) or not callable(read1):
+        return None
+    return read1  # type: ignore[no-any-return]
+
+
+def iter_dechunked(raw: Any, read1: Callable[[int], bytes], size: int) -> Iterator[bytes]:
+    """Yield the body of ``raw`` as it arrives, de-chunked, each read in one piece.
+
+    Args:
+        raw: The urllib3 response :func:`bulk_reader` accepted.
+        read1: What it returned.
+        size: The most bytes to ask for per read.
+
+    Raises:
+        http.client.IncompleteRead: The framing is malformed or the connection closed
+            before the last chunk (what ``http.client`` raises for both).
+        OSError: From the socket, including timeouts.
+    """
+    decoder = ChunkedDecoder()
+    try:
+        while not decoder.finished:
+            data = read1(size)
+            if not data:
+                decoder.end()
+                break
+            body = decoder.feed(data)
+            if body:
+                yield body
+    except ChunkedDecodeError as exc:
+        raise http.client.IncompleteRead(b"") from exc
+    if not decoder.leftover:
+        _release(raw)
+
+
+def _release(raw: Any) -> None:
+    """Mark the body read and return the connection to the pool, as urllib3 does."""
+    fp = raw._fp
+    fp.chunk_left = None
+    fp._close_conn()  # http.client's own end-of-body step: drops the socket file
+    if fp.isclosed():
+        raw.release_conn()

@@ -1,0 +1,48 @@
+"""JSON parsing of stream events, with orjson when installed (``pip install rxchat[fast]``).
+
+orjson parses a chat-completion chunk about twice as fast as :func:`json.loads`, which
+is a sixth of rxchat's time per delta. It is optional, and must never change a result:
+where the two differ, orjson mostly refuses the input (``NaN`` and ``Infinity``, lone
+surrogates, nesting deeper than 1024), so any orjson error falls back to
+:func:`json.loads`, whose answer (value or ``ValueError``) is final. The one silent
+difference, an integer beyond 64 bits read as a float, is avoided by leaving any text
+with a run of 19 or more digits to :func:`json.loads`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["FAST", "loads"]
+
+
+def _orjson_loads() -> Callable[[str], Any] | None:
+    try:
+        import orjson
+    except ImportError:
+        return None
+    fast = orjson.loads
+    slow = json.loads
+    digits_to_nines = bytes.maketrans(b"0123456789", b"9" * 10)
+    long_number = b"9" * 19  # 18 digits always fit in 64 bits; 19 may not
+
+    def loads(text: str) -> Any:
+        raw = text.encode("utf-8", "surrogatepass")
+        if long_number in raw.translate(digits_to_nines):
+            return slow(text)
+        try:
+            return fast(raw)
+        except Exception:  # orjson refused it: json.loads decides, value or error
+            return slow(text)
+
+    return loads
+
+
+_fast = _orjson_loads()
+FAST = _fast is not None
+"""Whether orjson is in use."""
+
+loads: Callable[[str], Any] = _fast or json.loads
+"""Parse one JSON document: the value :func:`json.loads` gives, or its ``ValueError``."""

@@ -1,0 +1,55 @@
+"""The SSE decoder's ``\\n\\n`` fast path gives what its line-by-line path gives."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rxchat._sse import ServerSentEvent, SSEDecoder
+from rxchat.errors import StreamError
+
+PIECES = [
+    b"data: ", b"data:", b"data: x", b"\n", b"\n\n", b"\r", b"\r\n", b"\xc3\xa9", b"\xc3",
+    b"\xef\xbb\xbf", b"event: e", b"id: 1", b": c", b"retry: 5", b"y" * 20,
+]
+
+
+class LinesOnly(SSEDecoder):
+    """The general path alone: the reference the fast path must match."""
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        return self._feed_lines(chunk) if chunk else []
+
+
+def run(decoder: SSEDecoder, pieces: list[bytes]) -> list[ServerSentEvent] | str:
+    try:
+        events = [e for piece in pieces for e in decoder.feed(piece)]
+        return events + decoder.end()
+    except StreamError:
+        return "error"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(PIECES), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=5),
+)
+def test_fast_path_matches_the_line_by_line_path(parts: list[bytes], cuts: list[int]) -> None:
+    body = b"".join(parts)
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    pieces = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    assert run(SSEDecoder(), pieces) == run(LinesOnly(), pieces)
+
+
+def test_fast_path_keeps_id_and_retry_and_multi_line_events() -> None:
+    body = b"retry: 7\nid: 9\n\ndata: a\n\nevent: e\ndata: b\ndata: c\n\n: note\n\ndata: d\n\n"
+    events = run(SSEDecoder(), [body])
+    assert events == run(LinesOnly(), [body])
+    assert not isinstance(events, str)
+    assert [(e.event, e.data, e.id, e.retry) for e in events] == [
+        ("message", "a", "9", 7), ("e", "b\nc", "9", 7), ("message", "d", "9", 7),
+    ]
+
+
+def test_fast_path_still_enforces_the_size_limit() -> None:
+    assert run(SSEDecoder(max_event_bytes=10), [b"data: 0123456789\n\n"]) == "error"
