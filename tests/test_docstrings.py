@@ -37,7 +37,7 @@ def test_module_has_a_docstring(module: ModuleType) -> None:
     assert (module.__doc__ or "").strip()
 
 
-OPERATORS = ["accumulate", "final_message", "content", "reasoning"]
+OPERATORS = ["accumulate", "final_message", "content", "reasoning", "idle_timeout"]
 
 
 @pytest.mark.parametrize("name", OPERATORS)
