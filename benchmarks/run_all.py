@@ -122,6 +122,16 @@ def print_table(results: dict[str, Any], out: TextIO) -> None:
               file=out)
 
 
+def _bars(ax: Any, groups: list[str], series: dict[str, list[float]]) -> None:
+    """Side-by-side bars: one group per x position, one colour per series."""
+    width = 0.8 / len(series)
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([x + i * width for x in range(len(groups))], values, width, label=label)
+    many = len(groups) > 2
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups,
+                  rotation=30 if many else 0, ha="right" if many else "center")
+
+
 def plot(results: dict[str, Any], path: str, before: dict[str, Any] | None = None) -> None:
     """Four panels: throughput, latency, cancellation and session cost.
 
@@ -133,44 +143,32 @@ def plot(results: dict[str, Any], path: str, before: dict[str, Any] | None = Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    ax = axes[0][0]
-    names = list(results["throughput"]["chunked"])
+    fig, ((tput, lat), (cancel, session)) = plt.subplots(2, 2, figsize=(11, 8))
+    rows = {f: dict(results["throughput"][f]) for f in FRAMINGS}
+    names = list(rows["chunked"])
     if before is not None:
         names.insert(names.index("rxchat"), "rxchat (before)")
-    for i, framing in enumerate(FRAMINGS):
-        rows = dict(results["throughput"][framing])
-        if before is not None:
-            rows["rxchat (before)"] = before["throughput"][framing]["rxchat"]
-        ax.bar([x + i * 0.4 for x in range(len(names))],
-               [rows[n]["median"] / 1000 for n in names], 0.4, label=framing)
-    ax.set_xticks([x + 0.2 for x in range(len(names))], names, rotation=30, ha="right")
-    ax.set(title="Throughput (k deltas/s, median)", ylabel="k deltas/s")
-    ax.legend()
-    ax = axes[0][1]
-    lat = results["latency"]
-    for i, q in enumerate(("p50_us", "p99_us")):
-        ax.bar([x + i * 0.4 for x in range(len(lat))], [lat[f][q] / 1000 for f in lat],
-               0.4, label=q.split("_")[0])
-    ax.axhline(1.0, color="red", linestyle="--", label="target p99")
-    ax.set_xticks([x + 0.2 for x in range(len(lat))], list(lat))
-    ax.set(title="Latency, server write -> on_next (ms)", ylabel="ms")
-    ax.legend()
-    ax = axes[1][0]
-    cancel = results["cancel"]
-    for i, key in enumerate(("thread_ms_max", "server_ms_max")):
-        ax.bar([x + i * 0.4 for x in range(len(cancel))], [cancel[f][key] for f in cancel],
-               0.4, label=key.split("_")[0] + " (max)")
-    ax.axhline(50, color="red", linestyle="--", label="target")
-    ax.set_xticks([x + 0.2 for x in range(len(cancel))], list(cancel))
-    ax.set(title="Cancellation: dispose -> reader/server (ms, log)", ylabel="ms",
-           yscale="log", ylim=(0.01, 200))
-    ax.legend()
-    ax = axes[1][1]
+        for f in FRAMINGS:
+            rows[f]["rxchat (before)"] = before["throughput"][f]["rxchat"]
+    _bars(tput, names, {f: [rows[f][n]["median"] / 1000 for n in names] for f in FRAMINGS})
+    tput.set(title="Throughput (k deltas/s, median)", ylabel="k deltas/s")
+    latency = results["latency"]
+    _bars(lat, list(latency), {q: [latency[f][f"{q}_us"] / 1000 for f in latency]
+                               for q in ("p50", "p99")})
+    lat.axhline(1.0, color="red", linestyle="--", label="target p99")
+    lat.set(title="Latency, server write -> on_next (ms)", ylabel="ms")
+    stops = results["cancel"]
+    _bars(cancel, list(stops), {f"{k} (max)": [stops[f][f"{k}_ms_max"] for f in stops]
+                                for k in ("thread", "server")})
+    cancel.axhline(50, color="red", linestyle="--", label="target")
+    cancel.set(title="Cancellation: dispose -> reader/server (ms, log)", ylabel="ms",
+               yscale="log", ylim=(0.01, 200))
     per = results["session"]["us_per_delta"]
-    ax.plot([int(k) for k in per], list(per.values()), marker="o")
-    ax.set(xscale="log", title="Session cost per delta (µs)", xlabel="deltas per reply",
-           ylabel="µs/delta", ylim=(0, max(per.values()) * 1.5))
+    session.plot([int(k) for k in per], list(per.values()), marker="o")
+    session.set(xscale="log", title="Session cost per delta (µs)", xlabel="deltas per reply",
+                ylabel="µs/delta", ylim=(0, max(per.values()) * 1.5))
+    for ax in (tput, lat, cancel):
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

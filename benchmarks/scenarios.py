@@ -141,59 +141,67 @@ def _current_rss_mb() -> float:
         return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+class _Streams:
+    """Counts deltas per stream, streams open at once (first delta to end), threads."""
+
+    def __init__(self, streams: int) -> None:
+        self.counts = [0] * streams
+        self.errors: list[str] = []
+        self.finished = threading.Semaphore(0)
+        self.open_now = self.peak_open = 0
+        self.peak_threads = threading.active_count()
+        self._lock = threading.Lock()
+        self._sampling = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def subscribe(self, client: ChatClient, i: int) -> None:
+        """Start stream ``i``."""
+        def on_next(_m: Message) -> None:
+            self.counts[i] += 1
+            if self.counts[i] == 1:
+                with self._lock:
+                    self.open_now += 1
+                    self.peak_open = max(self.peak_open, self.open_now)
+
+        def on_end(error: Exception | None = None) -> None:
+            if error is not None:
+                self.errors.append(repr(error))
+            if self.counts[i]:
+                with self._lock:
+                    self.open_now -= 1
+            self.finished.release()
+
+        create_stream_completion(PARAMS, client=client).subscribe(on_next, on_end, on_end)
+
+    def stop_sampling(self) -> None:
+        """Stop counting threads."""
+        self._sampling.set()
+
+    def _sample(self) -> None:
+        while not self._sampling.wait(0.005):
+            self.peak_threads = max(self.peak_threads, threading.active_count())
+
+
 def child_concurrency(url: str, streams: int, expected: int) -> dict[str, Any]:
     """``streams`` simultaneous subscriptions on one client; wall time, threads, RSS."""
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # "pool is full" is expected
     client = ChatClient(url, "x", max_retries=0, timeout=(30, 60))
     client.session.trust_env = False
-    counts = [0] * streams
-    errors: list[str] = []
-    finished = threading.Semaphore(0)
-    peak = [threading.active_count()]
-    lock = threading.Lock()
-    open_now = [0, 0]  # streams between their first delta and their end; the peak
-
-    def opened() -> None:
-        with lock:
-            open_now[0] += 1
-            open_now[1] = max(open_now)
-
-    def ended() -> None:
-        with lock:
-            open_now[0] -= 1
-        finished.release()
-    sampling = threading.Event()
-
-    def sample() -> None:
-        while not sampling.wait(0.005):
-            peak[0] = max(peak[0], threading.active_count())
-
-    threading.Thread(target=sample, daemon=True).start()
+    tracker = _Streams(streams)
     rss_before = _current_rss_mb()
     started = time.perf_counter()
     for i in range(streams):
-        def on_next(_m: Message, i: int = i) -> None:
-            counts[i] += 1
-            if counts[i] == 1:
-                opened()
-
-        def on_error(e: Exception, i: int = i) -> None:
-            errors.append(repr(e))
-            if counts[i]:
-                ended()
-            else:
-                finished.release()
-
-        create_stream_completion(PARAMS, client=client).subscribe(on_next, on_error, ended)
+        tracker.subscribe(client, i)
     for _ in range(streams):
-        finished.acquire(timeout=300)
+        tracker.finished.acquire(timeout=300)
     wall = time.perf_counter() - started
-    sampling.set()
+    tracker.stop_sampling()
+    errors = tracker.errors
     return {
-        "streams": streams, "completed": sum(c == expected for c in counts),
+        "streams": streams, "completed": sum(c == expected for c in tracker.counts),
         "errors": len(errors), "first_error": errors[0] if errors else None,
-        "wall_s": wall, "peak_open_streams": open_now[1], "peak_threads": peak[0],
-        "rss_before_mb": rss_before,
+        "wall_s": wall, "peak_open_streams": tracker.peak_open,
+        "peak_threads": tracker.peak_threads, "rss_before_mb": rss_before,
         "peak_rss_mb": _rss_mb(),
     }
 
