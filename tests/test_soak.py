@@ -72,9 +72,18 @@ def test_random_dispose_cycles_leave_no_thread_or_socket() -> None:
             rng = random.Random(seed)
             for _ in range(CYCLES // WORKERS):
                 kind = rng.choice(["slow-headers", "slow-body", "fast"])
+                target = rng.choice(["before the first delta", "mid-stream", "after"])
+                if target == "mid-stream":
+                    kind = "slow-body"
                 result, disposable = subscribe(create_stream_completion(params(kind),
                                                                         client=client))
-                time.sleep(rng.uniform(0, 0.03))
+                # Aim at each moment by waiting for it (random sleeps alone drift with
+                # the machine's load), with a random extra delay inside it.
+                if target == "mid-stream":
+                    settled(lambda: bool(result.events), 5.0)
+                elif target == "after":
+                    result.done.wait(5.0)
+                time.sleep(rng.uniform(0, 0.002))
                 seen = moment(result)
                 disposable.dispose()
                 count = len(result.events)
