@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -174,6 +175,21 @@ def test_no_key_with_a_loopback_base_url_talks_to_that_server(fake: FakeServer) 
     result = run("ask", "--base-url", fake.base_url, "hi", env={})
     assert (result.status, result.out, result.err) == (0, "from the local server\n", "")
     assert "Authorization" not in fake.requests[0].headers
+
+
+@pytest.mark.parametrize(
+    ("base_url", "status", "says"),
+    [("https://api.example.invalid/v1", 3, "No API key"), ("ftp://x", 2, "not an http(s) URL")],
+)
+def test_no_key_with_another_base_url_fails_instead_of_answering_offline(
+    base_url: str, status: int, says: str, blocked_network: list[Any]
+) -> None:
+    result = run("ask", "--base-url", base_url, "hi", env={})
+    assert blocked_network == []
+    assert (result.status, result.out) == (status, "")
+    assert says in result.err and "offline" not in result.err
+    env_result = run("ask", "hi", env={"RXCHAT_BASE_URL": base_url})
+    assert env_result.status == status
 
 
 # --- chat (in-process: lines from stdin, plain output) -----------------------------

@@ -1,7 +1,9 @@
 """Which server the command line talks to: a configured provider, or the offline model.
 
-The offline model is used when ``--offline`` is given, or when no API key is set and the
-base URL is not a loopback server (a local vLLM or Ollama needs no key). It is
+The offline model is used when ``--offline`` is given, or when neither an API key nor
+a base URL is configured. A base URL given without a key is used as given: a loopback
+server (a local vLLM or Ollama) needs no key, and any other one fails with a clear
+"no API key" error rather than silently answering from the offline model. It is
 :func:`rxchat.testing.offline_reply` served by a :class:`~rxchat.testing.FakeServer`
 started in-process on 127.0.0.1, so HTTP, SSE, the reader thread and the session all run
 for real. It is not a language model, and the notice printed says so.
@@ -11,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import ipaddress
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from .._client import ChatClient
 from ..testing import FakeServer, offline_reply
@@ -49,24 +49,11 @@ def api_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(env[name] for name in KEY_VARIABLES if env.get(name))
 
 
-def _is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def offline_notice(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
     """The one-line notice if the offline model is to be used, else None."""
     if args.offline:
         return FORCED_NOTICE
-    if api_keys(env):
-        return None
-    base_url = args.base_url or env.get("RXCHAT_BASE_URL")
-    if base_url and _is_loopback_url(base_url):
+    if api_keys(env) or args.base_url or env.get("RXCHAT_BASE_URL"):
         return None
     return NO_KEY_NOTICE
 
