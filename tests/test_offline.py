@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rxchat.testing import offline_answer
 
 
@@ -33,3 +35,19 @@ def test_system_prompt_is_acknowledged() -> None:
 
 def test_no_user_message_gets_a_greeting() -> None:
     assert "offline model" in offline_answer([])
+
+
+def test_the_server_answers_a_non_streamed_request_with_one_completion() -> None:
+    import openai
+
+    from rxchat.testing import FakeServer
+
+    with FakeServer() as server:
+        sdk = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+        whole = sdk.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert whole.choices[0].message.content == offline_answer([user("hi")])
+        assert whole.usage is not None and whole.usage.total_tokens > 0
+        with pytest.raises(openai.BadRequestError, match="messages"):
+            sdk.chat.completions.create(model="m", messages=[], extra_body={"messages": "x"})

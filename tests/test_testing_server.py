@@ -67,7 +67,7 @@ def test_offline_model_answers_when_the_script_is_empty(server: FakeServer) -> N
     messages = [{"role": "user", "content": "my name is Ada."},
                 {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "who am I?"}]
-    response, body = post(server, {"messages": messages})
+    response, body = post(server, {"messages": messages, "stream": True})
     assert response.status == 200
     assert response.getheader("Transfer-Encoding") == "chunked"
     assert body.endswith(b"data: [DONE]\n\n")

@@ -64,10 +64,30 @@ def offline_answer(messages: list[dict[str, Any]]) -> str:
 
 
 def offline_reply(request: RecordedRequest, *, delay: float = 0.0) -> Reply:
-    """A streamed :class:`Reply` of :func:`offline_answer`, word by word, with usage."""
+    """The offline model's :class:`Reply` to a chat request.
+
+    With ``"stream": true``, :func:`offline_answer` streamed word by word (``delay``
+    seconds apart) with a usage chunk; otherwise one ``chat.completion`` JSON object,
+    as OpenAI answers a non-streamed request. A body that is not a JSON object with a
+    ``messages`` list is a 400 in OpenAI's error shape.
+    """
+    body = request.json
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return Reply.error(400, {"error": {
+            "message": "The request body must be a JSON object with a 'messages' list.",
+            "type": "invalid_request_error",
+        }})
     answer = offline_answer(request.messages)
     prompt = sum(len(_text(m)) for m in request.messages) // 4 + 1
     completion = len(answer.split())
     usage = {"prompt_tokens": prompt, "completion_tokens": completion,
              "total_tokens": prompt + completion}
-    return Reply.text(answer, usage=usage, delay=delay)
+    if body.get("stream") is True:
+        return Reply.text(answer, usage=usage, delay=delay)
+    return Reply.json_body({
+        "id": "chatcmpl-rxchat", "object": "chat.completion", "created": 0,
+        "model": str(body.get("model") or "rxchat-offline"),
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": answer}}],
+        "usage": usage,
+    })

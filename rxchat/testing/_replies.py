@@ -186,6 +186,14 @@ class Reply:
         return cls((data,), status=status, headers=all_headers, framing="length")
 
     @classmethod
+    def json_body(
+        cls, body: Mapping[str, Any], *, status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """A JSON response, e.g. a whole (non-streamed) ``chat.completion``."""
+        return cls.error(status, body, headers=headers)
+
+    @classmethod
     def raw(
         cls, body: bytes | Sequence[Part], *, status: int = 200,
         headers: Mapping[str, str] | None = None, framing: Framing = "chunked",
