@@ -25,24 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._models import Message
-from .errors import ConfigurationError, SessionError
+from .errors import SessionFileError
 
-__all__ = ["FORMAT", "VERSION", "SessionFile", "SessionFileError", "read_session", "write_session"]
+__all__ = ["FORMAT", "VERSION", "SessionFile", "read_session", "write_session"]
 
 FORMAT = "rxchat.session"
 VERSION = 1
-
-
-class SessionFileError(SessionError, ConfigurationError):
-    """A session file could not be written, or read back as a session.
-
-    Attributes:
-        path: The file in question.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        super().__init__(f"Session file {os.fspath(path)!r}: {problem}")
-        self.path = os.fspath(path)
 
 
 @dataclass(frozen=True)
@@ -71,9 +59,12 @@ def write_session(path: str | os.PathLike[str], contents: SessionFile) -> None:
         "context_window": contents.context_window,
         "messages": [m.to_dict() for m in contents.messages],
     }
-    fd, temp = tempfile.mkstemp(
-        dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.", suffix=".tmp"
-    )
+    try:
+        fd, temp = tempfile.mkstemp(
+            dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.", suffix=".tmp"
+        )
+    except OSError as exc:
+        raise SessionFileError(path, f"could not be saved ({exc}).") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             json.dump(document, file, ensure_ascii=False, indent=1)

@@ -21,6 +21,8 @@ never contains the API key::
     │   └── StreamInterrupted       the body ended, or the connection broke, before
     │                               the reply was finished
     └── SessionError                a ChatSession call that cannot be honoured now
+        └── SessionFileError        a session file cannot be saved or loaded
+                                    (also a ConfigurationError)
 
 Exceptions from ``requests``/``urllib3`` are translated once, in the transport layer,
 including while the body is being read.
@@ -28,6 +30,7 @@ including while the body is being read.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "RxChatError",
     "ServerError",
     "SessionError",
+    "SessionFileError",
     "StreamError",
     "StreamInterrupted",
 ]
@@ -177,3 +181,26 @@ class StreamInterrupted(APIError):  # noqa: N818 - public name fixed by API.md
     (the body ended, or the connection broke or was reset while it was read): the reply
     was cut off, so it must not be treated as finished.
     """
+
+
+class SessionFileError(SessionError, ConfigurationError):
+    """A session file could not be written, or read back as a session.
+
+    Raised by ``ChatSession.save`` and ``ChatSession.load``; the message names the file.
+
+    Attributes:
+        path: The file in question.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(f"Session file {os.fspath(path)!r}: {problem}")
+        self.path = os.fspath(path)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_session_file_error, (self.path, str(self)))
+
+
+def _rebuild_session_file_error(path: str, message: str) -> SessionFileError:
+    error = SessionFileError(path, "")
+    error.args = (message,)
+    return error

@@ -12,8 +12,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 
 from rxchat import ChatSession, FunctionCall, Message, ToolCall, Usage
 from rxchat._history import Restored
-from rxchat._persist import SessionFileError
-from rxchat.errors import ConfigurationError, RxChatError, SessionError
+from rxchat.errors import ConfigurationError, RxChatError, SessionError, SessionFileError
 from rxchat.testing import ScriptedCompletion
 
 HISTORY = (
@@ -130,3 +129,13 @@ def test_params_that_are_not_json_are_refused_before_anything_is_replaced(
         ChatSession(params={"stop": object()}).save(path)
     assert ChatSession.load(path).messages == (Message(role="system", content="old"),)
     assert os.listdir(tmp_path) == ["chat.json"]
+
+
+def test_saving_into_a_missing_directory_is_a_session_file_error(tmp_path: Path) -> None:
+    from rxchat import ChatSession
+
+    target = tmp_path / "missing" / "chat.json"
+    with pytest.raises(SessionFileError, match="could not be saved") as caught:
+        ChatSession(system="S").save(target)
+    assert caught.value.path == str(target)
+    assert not target.parent.exists()
