@@ -9,6 +9,7 @@ import reactivex
 from reactivex import Observable, abc
 
 from .._models import Message
+from ..errors import StreamInterrupted
 
 __all__ = ["ScriptedCompletion", "marble_deltas"]
 
@@ -32,7 +33,8 @@ def marble_deltas(
     Args:
         marbles: The marble diagram.
         values: What each letter emits.
-        error: What ``#`` emits (a StreamInterrupted-like error by default).
+        error: What ``#`` emits; by default a
+            :class:`~rxchat.errors.StreamInterrupted`, as a cut-off reply would.
         timespan: Virtual seconds per character.
         scheduler: Scheduler to run on (usually the test's ``TestScheduler``).
 
@@ -44,7 +46,8 @@ def marble_deltas(
         for key, value in (values or {}).items()
     }
     return reactivex.from_marbles(
-        marbles, timespan=timespan, lookup=lookup, error=error, scheduler=scheduler
+        marbles, timespan=timespan, lookup=lookup, scheduler=scheduler,
+        error=error if error is not None else StreamInterrupted("the marble stream ended with #"),
     )
 
 
