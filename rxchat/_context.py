@@ -76,8 +76,11 @@ def request_messages(
         count_tokens: Counts one wire message.
 
     Returns:
-        Wire message dicts, oldest first, without reasoning.
+        Wire message dicts, oldest first, without reasoning, and without empty
+        assistant replies (a turn cancelled before its first delta), which some
+        providers reject.
     """
+    context = tuple(m for m in context if not _is_empty_reply(m))
     wires = [m.to_request_dict() for m in context]
     new = message.to_request_dict()
     if context_window is None:
@@ -95,6 +98,10 @@ def request_messages(
         budget -= cost
         keep_from = start
     return [*wires[:head], *wires[keep_from:], new]
+
+
+def _is_empty_reply(message: Message) -> bool:
+    return message.role == "assistant" and not message.content and not message.tool_calls
 
 
 def _turn_starts(context: tuple[Message, ...], head: int) -> list[int]:

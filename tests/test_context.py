@@ -44,6 +44,14 @@ def test_no_window_sends_everything_without_reasoning() -> None:
     ]
 
 
+def test_an_empty_cancelled_reply_is_kept_in_history_but_not_sent() -> None:
+    empty = Message(content="", finish_reason="cancelled")
+    history = (SYSTEM, user("q"), empty, user("r"), Message(content="b"))
+    assert contents(request_messages(history, user("next"))) == ["S", "q", "r", "b", "next"]
+    trim = request_messages(history, user("3"), context_window=4, count_tokens=one_each)
+    assert contents(trim) == ["S", "r", "b", "3"]
+
+
 def test_the_oldest_turns_are_dropped_first() -> None:
     history = (SYSTEM, user("1"), Message(content="a"), user("2"), Message(content="b"))
     trim = request_messages(history, user("3"), context_window=4, count_tokens=one_each)
