@@ -49,10 +49,13 @@ def accumulate() -> Callable[[Observable[Message]], Observable[Message]]:
         accumulate()
         snapshots ──A────B────C───|     ("He", "Hell", "Hello")
 
+    With ``n > 1`` choices, each snapshot is that of the delta's own choice
+    (``index``): choices are never mixed.
+
     Returns:
         An operator from deltas to accumulated messages.
     """
-    return compose(ops.scan(merge_delta))
+    return compose(ops.scan(_fold_choice, _NO_CHOICES), ops.map(_changed_choice))
 
 
 def final_message() -> Callable[[Observable[Message]], Observable[Message]]:
@@ -64,12 +67,13 @@ def final_message() -> Callable[[Observable[Message]], Observable[Message]]:
 
     Content and reasoning are joined, tool-call fragments merged by index, and
     ``finish_reason`` and ``usage`` kept (usage also from a trailing usage-only delta).
-    An empty stream gives an empty assistant message; an error passes through.
+    An empty stream gives an empty assistant message; an error passes through. With
+    ``n > 1`` choices, one message per choice is emitted, in ``index`` order.
 
     Returns:
-        An operator from deltas to the final message.
+        An operator from deltas to the final message (one per choice).
     """
-    return compose(ops.to_list(), ops.map(merge_deltas))
+    return compose(ops.to_list(), ops.flat_map(_merge_choices))
 
 
 def content() -> Callable[[Observable[Message]], Observable[str]]:
@@ -136,6 +140,33 @@ def idle_timeout(
         return source.pipe(ops.timeout(seconds, other=fallback, scheduler=scheduler))
 
     return operator
+
+
+_Choices = tuple[tuple[Message, ...], int]
+"""The snapshot of each choice seen, and the position of the one the last delta changed."""
+_NO_CHOICES: _Choices = ((), -1)
+
+
+def _fold_choice(acc: _Choices, delta: Message) -> _Choices:
+    snapshots = acc[0]
+    for position, snapshot in enumerate(snapshots):
+        if snapshot.index == delta.index:
+            merged = merge_delta(snapshot, delta)
+            return (*snapshots[:position], merged, *snapshots[position + 1:]), position
+    return (*snapshots, delta), len(snapshots)
+
+
+def _changed_choice(acc: _Choices) -> Message:
+    return acc[0][acc[1]]
+
+
+def _merge_choices(deltas: list[Message]) -> Observable[Message]:
+    if all(d.index == deltas[0].index for d in deltas[1:]):
+        return reactivex.just(merge_deltas(deltas))
+    by_index: dict[int, list[Message]] = {}
+    for delta in deltas:
+        by_index.setdefault(delta.index, []).append(delta)
+    return reactivex.from_iterable([merge_deltas(by_index[i]) for i in sorted(by_index)])
 
 
 def _content_of(message: Message) -> str:

@@ -294,3 +294,41 @@ def test_content_disposed_early() -> None:
     )
     assert messages == [on_next(210, "a")]
     assert subscriptions == [subscribe(200, 220)]
+
+
+# --- several choices (n > 1) ---------------------------------------------------------
+
+
+def test_accumulate_keeps_each_choice_apart() -> None:
+    messages, _ = run(
+        rxops.accumulate(),
+        on_next(210, Message(content="A", index=0)),
+        on_next(220, Message(content="B", index=1)),
+        on_next(230, Message(content="a", index=0)),
+        on_next(240, Message(content="b", finish_reason="stop", index=1)),
+        on_completed(250),
+    )
+    assert messages == [
+        on_next(210, Message(content="A", index=0)),
+        on_next(220, Message(content="B", index=1)),
+        on_next(230, Message(content="Aa", index=0)),
+        on_next(240, Message(content="Bb", finish_reason="stop", index=1)),
+        on_completed(250),
+    ]
+
+
+def test_final_message_emits_one_message_per_choice_in_index_order() -> None:
+    messages, subscriptions = run(
+        rxops.final_message(),
+        on_next(210, Message(content="B", index=1)),
+        on_next(220, Message(content="A", index=0)),
+        on_next(230, Message(content="b", finish_reason="length", index=1)),
+        on_next(240, Message(content="a", finish_reason="stop", index=0)),
+        on_completed(250),
+    )
+    assert messages == [
+        on_next(250, Message(content="Aa", finish_reason="stop", index=0)),
+        on_next(250, Message(content="Bb", finish_reason="length", index=1)),
+        on_completed(250),
+    ]
+    assert subscriptions == [subscribe(200, 250)]
