@@ -12,7 +12,6 @@ All traffic stays on 127.0.0.1.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -28,11 +27,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from reactivex import operators as ops
+from stream_throughput import HOST, accept_forever, stop_listening
 
 from rxchat import ChatClient, ChatCompletionParams, Message, create_stream_completion
 from rxchat import operators as rxops
 
-HOST = "127.0.0.1"
 PARAMS: ChatCompletionParams = {
     "model": "bench-model",
     "messages": [{"role": "user", "content": "Hi"}],
@@ -53,18 +52,10 @@ class SilentServer:
 
     def close(self) -> None:
         """Stop accepting connections."""
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        self._listener.close()
-        self._thread.join(5)
+        stop_listening(self._listener, self._thread)
 
     def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        accept_forever(self._listener, self._serve)
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:

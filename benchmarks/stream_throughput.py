@@ -164,16 +164,10 @@ class BenchServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _stop_listening(self._listener, self._thread)
+        stop_listening(self._listener, self._thread)
 
     def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        accept_forever(self._listener, self._serve)
 
     def _serve(self, conn: socket.socket) -> None:
         buffer = b""
@@ -210,7 +204,18 @@ class BenchServer:
             conn.sendall(b"0\r\n\r\n")
 
 
-def _stop_listening(listener: socket.socket, thread: threading.Thread) -> None:
+def accept_forever(listener: socket.socket, serve: Callable[[socket.socket], None]) -> None:
+    """Serve each connection on its own daemon thread, until the listener is closed."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def stop_listening(listener: socket.socket, thread: threading.Thread) -> None:
     """Close a listener and end its accept thread (close alone does not wake accept)."""
     with contextlib.suppress(OSError):
         listener.shutdown(socket.SHUT_RDWR)

@@ -10,6 +10,7 @@ import email.utils
 import ipaddress
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -319,8 +320,6 @@ def _seconds_until(http_date: str, now: float | None) -> float:
 
 def _plain_text(body: str) -> str | None:
     """A short readable line from a text or HTML body."""
-    import re
-
     text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", body)
     title = re.search(r"(?is)<title>(.*?)</title>", text)
     if title:

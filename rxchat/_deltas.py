@@ -27,7 +27,7 @@ from ._models import Message, ToolCall, Usage
 from ._sse import ServerSentEvent
 from .errors import StreamError, StreamInterrupted
 
-__all__ = ["DeltaDecoder", "error_message_of"]
+__all__ = ["DeltaDecoder", "completion_messages", "error_message_of"]
 
 _loads: Callable[[str], Any] = _json.loads
 
@@ -162,6 +162,39 @@ class DeltaDecoder:
             else:
                 messages.append(Message(usage=usage))
         return messages
+
+
+def completion_messages(text: str, content_type: str) -> list[Message]:
+    """The messages of a whole (not streamed) chat completion, one per choice.
+
+    For a server that ignored ``stream: true``; the usage goes with the last choice.
+
+    Args:
+        text: The response body.
+        content_type: Its media type, for the error message.
+
+    Raises:
+        StreamError: The body is not a chat completion with choices.
+    """
+    try:
+        payload = _loads(text)
+    except ValueError:
+        payload = None
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise StreamError(
+            f"Expected an event stream (text/event-stream) but got "
+            f"{content_type or 'no Content-Type'}: {text[:200]!r}. Check "
+            "that base_url points at an OpenAI-compatible /v1 endpoint."
+        )
+    messages: list[Message] = []
+    for i, choice in enumerate(choices):
+        message = dict(choice.get("message") or {})
+        message.update(index=choice.get("index", i), finish_reason=choice.get("finish_reason"))
+        if i == len(choices) - 1:
+            message["usage"] = payload.get("usage")
+        messages.append(Message.from_dict(message))
+    return messages
 
 
 def _delta(delta: dict[str, Any], finish_reason: str | None, index: int) -> Message:

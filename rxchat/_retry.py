@@ -72,22 +72,24 @@ def retry_delay(
     attempts: int,
     max_retries: int,
     jitter: Callable[[], float] = random.random,
+    *,
+    emitted: bool = False,
 ) -> tuple[float | None, str]:
     """Decide whether to try again after ``attempts`` failed attempts.
-
-    The caller checks that nothing was emitted yet.
 
     Args:
         error: Why the last attempt failed.
         attempts: Attempts made so far (1 after the first).
         max_retries: Further attempts allowed after the first.
         jitter: A source of numbers in ``[0, 1)``.
+        emitted: Whether a delta was emitted: then never retried, since the output
+            would be duplicated.
 
     Returns:
         ``(seconds, "")`` to retry after that wait, or ``(None, why)`` to give up,
         where ``why`` completes the error message (empty when the error is final).
     """
-    if not is_retryable(error):
+    if emitted or not is_retryable(error):
         return None, _made(attempts)
     if attempts > max_retries:
         return None, f"gave up after {attempts} attempts" if attempts > 1 else ""

@@ -86,9 +86,14 @@ class SSEDecoder:
         self._event_size = 0
         self._last_id: str | None = None
         self._retry: int | None = None
+        self._error: StreamError | None = None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode the next bytes of the stream.
+
+        Nothing decoded is lost to bad input: when these bytes hold complete events
+        before a bad line, those events are returned and the error is raised by the
+        next call (:meth:`feed`, :meth:`end` or :meth:`check`).
 
         Args:
             chunk: Any number of bytes, split anywhere.
@@ -97,57 +102,77 @@ class SSEDecoder:
             The events completed by these bytes, in order.
 
         Raises:
-            StreamError: An event is over the size limit or a line is not UTF-8.
+            StreamError: An event is over the size limit or a line is not UTF-8 (in
+                these bytes with no event before it, or in earlier ones).
         """
-        if not chunk:
-            return []
+        self.check()
+        events: list[ServerSentEvent] = []
+        if chunk:
+            try:
+                self._feed(chunk, events)
+            except StreamError as exc:
+                self._error = exc  # the decoder cannot resume after bad input
+                if not events:
+                    raise
+        return events  # the events before the bad line go out first
+
+    def check(self) -> None:
+        """Raise the error found after the events the last :meth:`feed` returned.
+
+        Raises:
+            StreamError: The bad input :meth:`feed` held back; raised again on every
+                later call, since the decoder cannot resume after it.
+        """
+        if self._error is not None:
+            raise self._error
+
+    def _feed(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
+        """Append the events ``chunk`` completes to ``events``, on the fastest path."""
         if b"\r" in chunk or self._skip_lf:
-            return self._feed_lines(chunk)
+            self._feed_lines(chunk, events)
+            return
         cut = chunk.find(b"\n\n") + 2
         if cut < 2:
-            return self._feed_lines(chunk)
-        events: list[ServerSentEvent] = []
+            self._feed_lines(chunk, events)
+            return
         if self._partial or self._data or self._event_type or self._first_line:
             # Finish the event in progress (and look for a BOM) the general way; the
             # blank line at ``cut`` leaves the decoder at an event boundary.
-            events = self._feed_lines(chunk[:cut])
+            self._feed_lines(chunk[:cut], events)
             chunk = chunk[cut:]
-        events += self._feed_blocks(chunk)
-        return events
+        self._feed_blocks(chunk, events)
 
-    def _feed_lines(self, chunk: bytes) -> list[ServerSentEvent]:
+    def _feed_lines(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
         """The general path: any line endings, any state (9.2.5, line by line)."""
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
                 if not chunk:
-                    return []
+                    return
         if b"\n" not in chunk and b"\r" not in chunk:
             self._partial.append(chunk)
             self._partial_size += len(chunk)
             self._check_size(self._partial_size)
-            return []
+            return
         if self._partial:
             chunk = b"".join(self._partial) + chunk
             self._partial.clear()
             self._partial_size = 0
         lines = _LINE_END.split(chunk) if b"\r" in chunk else chunk.split(b"\n")
         rest = lines.pop()
+        for line in lines:
+            event = self._process_line(line)
+            if event is not None:
+                events.append(event)
         if rest:
             self._partial.append(rest)
             self._partial_size = len(rest)
             self._check_size(len(rest))
         elif chunk[-1:] == b"\r":
             self._skip_lf = True
-        events: list[ServerSentEvent] = []
-        for line in lines:
-            event = self._process_line(line)
-            if event is not None:
-                events.append(event)
-        return events
 
-    def _feed_blocks(self, chunk: bytes) -> list[ServerSentEvent]:
+    def _feed_blocks(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
         """The fast path, for ``\\n``-only bytes that start at an event boundary.
 
         Every ``\\n\\n`` then ends an event, and a block that is a single
@@ -157,7 +182,6 @@ class SSEDecoder:
         """
         blocks = chunk.split(b"\n\n")
         rest = blocks.pop()
-        events: list[ServerSentEvent] = []
         for block in blocks:
             if block[:6] == b"data: " and b"\n" not in block and len(block) <= self._max:
                 try:
@@ -175,8 +199,7 @@ class SSEDecoder:
             if event is not None:
                 events.append(event)
         if rest:
-            events += self._feed_lines(rest)
-        return events
+            self._feed_lines(rest, events)
 
     def end(self) -> list[ServerSentEvent]:
         """Signal the end of the body.
@@ -184,7 +207,11 @@ class SSEDecoder:
         Returns:
             The pending event, if its last line was complete (see the module notes);
             an event cut off mid-line is dropped.
+
+        Raises:
+            StreamError: The bad input the last :meth:`feed` held back.
         """
+        self.check()
         cut_off = bool(self._partial)
         self._partial.clear()
         self._partial_size = 0

@@ -23,7 +23,6 @@ idle timeout. No timer thread is needed.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -36,10 +35,10 @@ from reactivex.disposable import Disposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
 from ._client import ChatClient, status_error
-from ._deltas import DeltaDecoder
+from ._deltas import DeltaDecoder, completion_messages
 from ._models import ChatCompletionParams, Message
 from ._retry import retry_delay
-from ._sse import SSEDecoder
+from ._sse import ServerSentEvent, SSEDecoder
 from ._transport import AbortHandle, StreamResponse, post_stream
 from .errors import APITimeoutError, RxChatError, StreamError
 
@@ -172,10 +171,9 @@ class _Reader:
             RxChatError: ``exc``, if it is not retried (its message then says how
                 many attempts were made, when there were several).
         """
-        if self._emitted:  # never retried: the output would be duplicated
-            delay, why = None, f"{self._attempts} attempts made" if self._attempts > 1 else ""
-        else:
-            delay, why = retry_delay(exc, self._attempts, client.max_retries)
+        delay, why = retry_delay(
+            exc, self._attempts, client.max_retries, emitted=self._emitted
+        )
         if delay is None:
             if why:
                 exc.args = (f"{exc} ({why})", *exc.args[1:])
@@ -206,7 +204,7 @@ class _Reader:
             if self._stopped:
                 return
             if response.status_code >= 400:
-                body = client.redact(response.read_text())
+                body = client.redact(response.read_text(keep_partial=True))
                 raise status_error(
                     response.status_code, body, response.headers, client.completions_url
                 )
@@ -259,12 +257,13 @@ class _Reader:
                 self._emit_event(deltas, event)
                 if deltas.done or self._stopped:
                     return
+            sse.check()  # bad bytes after this chunk's good events: now, not later
             self._check_first_delta()
         for event in sse.end():
             self._emit_event(deltas, event)
         deltas.check_end()
 
-    def _emit_event(self, deltas: DeltaDecoder, event: Any) -> None:
+    def _emit_event(self, deltas: DeltaDecoder, event: ServerSentEvent) -> None:
         messages, error = deltas.decode(event)
         for message in messages:
             self._next(message)
@@ -274,23 +273,8 @@ class _Reader:
     def _read_whole_body(self, response: StreamResponse) -> None:
         """Accept a server that ignored ``stream: true`` and sent one JSON completion."""
         text = response.read_text(1 << 22)
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            payload = None
-        choices = payload.get("choices") if isinstance(payload, dict) else None
-        if not isinstance(choices, list) or not choices:
-            raise StreamError(
-                f"Expected an event stream (text/event-stream) but got "
-                f"{response.content_type or 'no Content-Type'}: {text[:200]!r}. Check "
-                "that base_url points at an OpenAI-compatible /v1 endpoint."
-            )
-        for i, choice in enumerate(choices):
-            message = dict(choice.get("message") or {})
-            message.update(index=choice.get("index", i), finish_reason=choice.get("finish_reason"))
-            if i == len(choices) - 1 and isinstance(payload, dict):
-                message["usage"] = payload.get("usage")
-            self._next(Message.from_dict(message))
+        for message in completion_messages(text, response.content_type):
+            self._next(message)
 
     def _next(self, message: Message) -> None:
         if not self._stopped:

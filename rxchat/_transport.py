@@ -4,11 +4,12 @@ It opens one streamed POST and hands back a :class:`StreamResponse` whose
 :meth:`~StreamResponse.iter_bytes` yields the body as it arrives, and an
 :class:`AbortHandle` that closes the socket from any thread, at once:
 
-* reads use urllib3's ``read1``, which returns whatever bytes are available, so an
-  event is seen the moment it arrives in both chunked and close-delimited framing
-  (``iter_content`` holds a close-delimited body until the connection ends); a chunked
-  body is read from the socket file in bulk and de-chunked by rxchat (``_bulkread``),
-  since ``http.client`` would return one HTTP chunk, one event, per read;
+* reads return whatever bytes are available, so an event is seen the moment it
+  arrives in both chunked and close-delimited framing (``iter_content`` holds a
+  close-delimited body until the connection ends): both are read from the socket file
+  in bulk (``_bulkread``; a chunked body is de-chunked by rxchat, since ``http.client``
+  would return one HTTP chunk, one event, per read), anything else with urllib3's
+  ``read1``;
 * the connection is tracked from the moment the request is written, so aborting also
   works while the server has not yet sent headers (the socket is shut down, which wakes
   the blocked read in the reader thread);
@@ -33,7 +34,7 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ._bulkread import bulk_reader, iter_dechunked
+from ._bulkread import iter_bulk
 from .errors import APIConnectionError, APITimeoutError, StreamInterrupted
 
 __all__ = [
@@ -203,27 +204,42 @@ class StreamResponse:
             APIConnectionError: The connection broke.
         """
         raw = self._response.raw
-        read1 = raw.read1
-        direct = bulk_reader(raw)
         try:
-            if direct is not None:  # chunked: read in bulk, de-chunk in one pass
-                yield from iter_dechunked(raw, direct, READ_SIZE)
+            # Chunked or close-delimited: straight from the socket file (``_bulkread``);
+            # else (a length, a Content-Encoding) urllib3's read1, which decodes.
+            bulk = iter_bulk(raw, READ_SIZE)
+            if bulk is not None:
+                yield from bulk
                 return
-            while True:
-                chunk = read1(READ_SIZE)
-                if not chunk:
-                    return
+            while chunk := raw.read1(READ_SIZE):
                 yield chunk
         except Exception as exc:
             raise translate(exc, self.url, reading=True) from None
 
-    def read_text(self, limit: int = 65536) -> str:
-        """Read up to ``limit`` bytes of the body as text (for error bodies)."""
+    def read_text(self, limit: int = 65536, *, keep_partial: bool = False) -> str:
+        """Read up to ``limit`` bytes of the body as text.
+
+        Args:
+            limit: The most bytes to read.
+            keep_partial: If the connection breaks or goes silent, return the text
+                that arrived instead of raising: for an error body, whose status says
+                more than the break.
+
+        Raises:
+            APITimeoutError: No byte arrived within the read timeout (unless
+                ``keep_partial``).
+            StreamInterrupted: The connection broke (unless ``keep_partial``).
+        """
         data = bytearray()
-        for chunk in self.iter_bytes():
-            data += chunk
-            if len(data) >= limit:
-                break
+        try:
+            for chunk in self.iter_bytes():
+                data += chunk
+                if len(data) >= limit:
+                    break
+        except (APIConnectionError, StreamInterrupted) as exc:
+            if not keep_partial:
+                raise
+            log.debug("body of %s cut off after %d bytes: %s", self.url, len(data), exc)
         return bytes(data[:limit]).decode("utf-8", "replace")
 
     def close(self) -> None:
@@ -357,10 +373,7 @@ def _is_connect_timeout(exc: BaseException) -> bool:
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in _chain(exc):
         if isinstance(current, urllib3.exceptions.NewConnectionError):
             # A subclass of ConnectTimeoutError for history's sake: it is a refusal
             # or a DNS failure, not a timeout (requests makes the same exception).
@@ -375,11 +388,6 @@ def _is_timeout(exc: BaseException) -> bool:
             ),
         ):
             return True
-        nested = current.args[0] if current.args else None
-        if isinstance(nested, BaseException):
-            current = nested
-        else:
-            current = current.__cause__ or current.__context__
     return False
 
 
@@ -395,12 +403,16 @@ def _short_reason(exc: BaseException) -> str:
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(current, kind) for current in _chain(exc))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: requests and urllib3 nest the cause in ``args``
+    (``ConnectionError(MaxRetryError(...))``), Python in ``__cause__``/``__context__``."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, kind):
-            return True
+        yield current
         nested = next((a for a in current.args if isinstance(a, BaseException)), None)
         current = nested or current.__cause__ or current.__context__
-    return False

@@ -1,17 +1,29 @@
-"""Shared fixtures: an isolated environment, a loopback FakeServer and a blocking collector."""
+"""Shared fixtures and helpers: an isolated environment, a loopback FakeServer, a blocked
+network, a blocking collector with its grammar check, and polling helpers."""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from reactivex import Observable
 from reactivex.abc import DisposableBase
 
-from rxchat import ChatClient, Message
+from rxchat import ChatClient, ChatCompletionParams, Message
 from rxchat.testing import FakeServer
+from rxchat.testing._replies import Framing
+
+PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
+"""The smallest request: one user message."""
+
+FRAMINGS: list[Framing] = ["chunked", "close"]
+"""The two framings of a streamed body: chunked, and ended by closing the connection."""
 
 ENV_VARIABLES = (
     "RXCHAT_BASE_URL",
@@ -38,6 +50,37 @@ def server() -> Iterator[FakeServer]:
 def client(server: FakeServer) -> Iterator[ChatClient]:
     with ChatClient(server.base_url, "sk-test-key", max_retries=0, timeout=(2.0, 10.0)) as c:
         yield c
+
+
+@pytest.fixture
+def blocked_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Fail any attempt to resolve or connect, and record it: nothing leaves the machine."""
+    attempts: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(args)
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` every 10 ms until it holds (True) or ``timeout`` s pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def open_fds() -> int:
+    """How many file descriptors this process has open."""
+    return len(os.listdir("/proc/self/fd"))
 
 
 @dataclass
@@ -104,3 +147,11 @@ def subscribe(source: Observable[Message]) -> tuple[Collected, DisposableBase]:
     result = Collected()
     disposable = source.subscribe(result.on_next, result.on_error, result.on_completed)
     return result, disposable
+
+
+def assert_grammar(result: Collected) -> None:
+    """on_next* then exactly one terminal, never two calls at once."""
+    assert result.overlaps == 0
+    assert result.terminals == 1
+    assert result.events[-1] in ("error", "completed")
+    assert all(e == "next" for e in result.events[:-1])

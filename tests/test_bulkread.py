@@ -1,32 +1,47 @@
-"""The transport's bulk-read fast path for chunked bodies, and when it stands aside."""
+"""The transport's bulk-read fast path (chunked and close-delimited bodies), and when it
+stands aside."""
 
 from __future__ import annotations
 
 import gzip
 import http.client
+import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from rxchat import ChatClient, _transport, create_stream_completion
+from rxchat import ChatClient, _bulkread, _transport, create_stream_completion
 from rxchat._bulkread import bulk_reader, iter_dechunked
-from rxchat.testing import FakeServer, Reply, chunk, sse_event
-from tests.conftest import collect
+from rxchat.testing import STALL, FakeServer, Reply, chunk, sse_event
+from rxchat.testing._replies import Framing
+from tests.conftest import FRAMINGS, collect, subscribe
 
 PARAMS: Any = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture
 def bulk_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the responses read through the fast path."""
+    """Counts the chunked responses read through the fast path."""
+    return _count(monkeypatch, "iter_dechunked")
+
+
+@pytest.fixture
+def until_closed_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the close-delimited responses read through the fast path."""
+    return _count(monkeypatch, "iter_until_closed")
+
+
+def _count(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     calls: list[int] = []
+    original = getattr(_bulkread, name)
 
     def counting(raw: Any, read1: Callable[[int], bytes], size: int) -> Iterator[bytes]:
         calls.append(size)
-        return iter_dechunked(raw, read1, size)
+        return original(raw, read1, size)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(_transport, "iter_dechunked", counting)
+    monkeypatch.setattr(_bulkread, name, counting)
     return calls
 
 
@@ -39,22 +54,67 @@ def test_chunked_stream_goes_through_the_bulk_path(
     assert "".join(m.content or "" for m in result.messages) == "one two three"
 
 
-def test_close_delimited_stream_keeps_the_normal_path(
-    server: FakeServer, client: ChatClient, bulk_calls: list[int]
+def test_close_delimited_stream_is_read_in_bulk_without_dechunking(
+    server: FakeServer, client: ChatClient, bulk_calls: list[int],
+    until_closed_calls: list[int],
 ) -> None:
     server.enqueue(Reply.text("one two", framing="close"))
     assert collect(create_stream_completion(PARAMS, client=client)).completed
     assert bulk_calls == []
+    assert until_closed_calls == [_transport.READ_SIZE]
+
+
+def test_length_framed_stream_keeps_the_normal_path(
+    server: FakeServer, client: ChatClient, bulk_calls: list[int],
+    until_closed_calls: list[int],
+) -> None:
+    server.enqueue(Reply.text("one two", framing="length"))
+    assert collect(create_stream_completion(PARAMS, client=client)).content == "one two"
+    assert bulk_calls == [] and until_closed_calls == []
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_an_idle_stream_holds_no_read_sized_buffer(
+    server: FakeServer, client: ChatClient, framing: Framing
+) -> None:
+    # The reference is a length-framed body with 10 bytes to go: urllib3 then reads
+    # at most those 10, so its streams hold everything but a read-sized buffer.
+    reference = _held_per_idle_stream(server, client, "length")
+    held = _held_per_idle_stream(server, client, framing)
+    assert held - reference < _transport.READ_SIZE / 2, (
+        f"{held / 1024:.0f} KiB per idle stream, {reference / 1024:.0f} KiB expected"
+    )
+
+
+def _held_per_idle_stream(server: FakeServer, client: ChatClient, framing: Framing) -> float:
+    """Memory traced while 8 streams wait for bytes after their first delta."""
+    count = 8
+    for _ in range(count):
+        events = Reply.events([chunk(content="x")], done=False, framing=framing)
+        server.enqueue(events.then(STALL, b"0123456789"))
+    tracemalloc.start()
+    subscriptions = [subscribe(create_stream_completion(PARAMS, client=client))
+                     for _ in range(count)]
+    try:
+        assert all(result.first.wait(5) for result, _ in subscriptions)
+        time.sleep(0.1)  # every reader back in its blocked read
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        for _, subscription in subscriptions:
+            subscription.dispose()
+    return held / count
 
 
 def test_content_encoding_keeps_the_normal_path(
-    server: FakeServer, client: ChatClient, bulk_calls: list[int]
+    server: FakeServer, client: ChatClient, bulk_calls: list[int],
+    until_closed_calls: list[int],
 ) -> None:
     body = sse_event(chunk(content="zipped", finish_reason="stop")) + b"data: [DONE]\n\n"
     headers = {"Content-Type": "text/event-stream", "Content-Encoding": "gzip"}
     server.enqueue(Reply.raw(gzip.compress(body), headers=headers))
     collect(create_stream_completion(PARAMS, client=client))  # the outcome is not ours
-    assert bulk_calls == []
+    assert bulk_calls == [] and until_closed_calls == []
 
 
 def test_connection_is_reused_after_a_bulk_read_body(

@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
 import requests
 
-from rxchat import ChatClient, ChatCompletionParams, create_stream_completion
+from rxchat import ChatClient, create_stream_completion
 from rxchat._client import DEFAULT_BASE_URL, DEFAULT_MODEL, DEFAULT_TIMEOUT, status_error
 from rxchat.errors import AuthenticationError, ConfigurationError, RateLimitError
 from rxchat.testing import FakeServer, Reply
-from tests.conftest import collect
+from tests.conftest import PARAMS, collect
 
 KEY = "sk-very-secret-0123456789"
-PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Fail any attempt to resolve or connect, and record it: nothing leaves the machine."""
-    attempts: list[Any] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(args)
-        raise OSError("network blocked by the test")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts
 
 
 # --- Resolution order ----------------------------------------------------------------
 
 
-def test_defaults(no_network: list[Any]) -> None:
+def test_defaults(blocked_network: list[Any]) -> None:
     client = ChatClient(api_key="k")
     assert client.base_url == DEFAULT_BASE_URL
     assert client.model == DEFAULT_MODEL
@@ -110,7 +92,7 @@ def test_repr_never_contains_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_key_is_an_authentication_error_before_any_request(
-    no_network: list[Any],
+    blocked_network: list[Any],
 ) -> None:
     client = ChatClient("https://api.example.com/v1")
     assert not client.has_api_key
@@ -119,16 +101,16 @@ def test_missing_key_is_an_authentication_error_before_any_request(
     assert isinstance(error, AuthenticationError)
     assert "SILICONFLOW_API_KEY" in str(error) and "RXCHAT_API_KEY" in str(error)
     assert error.status_code == 0
-    assert no_network == []
+    assert blocked_network == []
 
 
 def test_missing_key_with_the_default_client(
-    monkeypatch: pytest.MonkeyPatch, no_network: list[Any]
+    monkeypatch: pytest.MonkeyPatch, blocked_network: list[Any]
 ) -> None:
     monkeypatch.setenv("RXCHAT_BASE_URL", "https://api.example.com/v1")
     result = collect(create_stream_completion(PARAMS))
     assert isinstance(result.error, AuthenticationError)
-    assert no_network == []
+    assert blocked_network == []
 
 
 def test_loopback_server_needs_no_key(server: FakeServer) -> None:
@@ -141,12 +123,12 @@ def test_loopback_server_needs_no_key(server: FakeServer) -> None:
 @pytest.mark.parametrize(
     "url", ["http://api.example.com/v1", "http://10.0.0.5:8000/v1", "http://[2001:db8::1]/v1"]
 )
-def test_plain_http_to_a_remote_host_is_refused(url: str, no_network: list[Any]) -> None:
+def test_plain_http_to_a_remote_host_is_refused(url: str, blocked_network: list[Any]) -> None:
     with pytest.raises(ConfigurationError, match="plain http"):
         ChatClient(url, KEY)
     client = ChatClient(url, KEY, allow_insecure_http=True)
     assert client.base_url == url
-    assert no_network == []
+    assert blocked_network == []
 
 
 @pytest.mark.parametrize(

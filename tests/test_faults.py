@@ -8,6 +8,7 @@ is closed. Timeouts are small (0.3 s) so the suite is fast.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import tracemalloc
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from rxchat import ChatClient, ChatCompletionParams, create_stream_completion
+from rxchat import ChatClient, create_stream_completion
 from rxchat.errors import (
     APIConnectionError,
     APIStatusError,
@@ -32,22 +33,12 @@ from rxchat.errors import (
 )
 from rxchat.testing import RESET, STALL, FakeServer, Reply, chunk, closed_port, sse_event
 from rxchat.testing._replies import Framing
-from tests.conftest import Collected, collect
+from tests.conftest import FRAMINGS, PARAMS, Collected, assert_grammar, collect, wait_until
 
-PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
 IDLE = 0.3
 FIRST_DELTA = 0.4
 WITHIN = 3.0
 """Every fault must end this soon: a generous bound, the real figures are far below."""
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @dataclass
@@ -73,9 +64,7 @@ class Harness:
         result = collect(create_stream_completion(PARAMS, client=client or self.client()),
                          timeout=WITHIN + 2)
         elapsed = time.monotonic() - started
-        assert result.overlaps == 0
-        assert result.terminals == 1
-        assert all(e == "next" for e in result.events[:-1])
+        assert_grammar(result)
         assert result.events[-1] == "error", "a fault must never look like a complete reply"
         assert isinstance(result.error, RxChatError)
         assert elapsed < WITHIN, f"took {elapsed:.2f} s"
@@ -96,7 +85,6 @@ def harness(server: FakeServer) -> Iterator[Harness]:
     )
 
 
-FRAMINGS: list[Framing] = ["chunked", "close"]
 HELLO = [chunk(role="assistant", content="Hello "), chunk(content="world")]
 
 
@@ -214,8 +202,20 @@ def test_endless_data_lines_without_a_blank_line(harness: Harness) -> None:
     ids=["invalid-bytes", "truncated-sequence", "overlong"],
 )
 def test_invalid_utf8(harness: Harness, body: bytes) -> None:
-    # The pause puts the bad bytes in a later read than the good event.
-    result = harness.run(Reply.raw([sse_event(HELLO[0]), 0.05, body]))
+    # One write: the good event and the bad bytes arrive in the same read.
+    result = harness.run(Reply.raw([sse_event(HELLO[0]) + body]))
+    assert isinstance(result.error, StreamError) and "UTF-8" in str(result.error)
+    assert result.content == "Hello "
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_good_event_then_invalid_utf8_in_one_write_then_silence(
+    harness: Harness, framing: Framing
+) -> None:
+    # The connection stays open: the error must not wait for more bytes (or the idle
+    # timeout) once the good delta was emitted.
+    body = sse_event(HELLO[0]) + b"data: caf\xc3\n\n"
+    result = harness.run(Reply.raw([body, STALL], framing=framing))
     assert isinstance(result.error, StreamError) and "UTF-8" in str(result.error)
     assert result.content == "Hello "
 
@@ -277,6 +277,22 @@ def test_error_statuses(
     assert result.error.status_code == status
     assert result.error.server_message == said
     assert said in str(result.error)
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+@pytest.mark.parametrize("whole", [True, False], ids=["whole-body", "half-body"])
+def test_error_body_cut_by_a_reset_keeps_its_status(
+    harness: Harness, framing: Framing, whole: bool
+) -> None:
+    said = "Model overloaded, try later"
+    body = json.dumps({"error": {"message": said}}).encode()
+    sent = body if whole else body[:20]
+    json_type = {"Content-Type": "application/json"}
+    reply = Reply.raw([sent, RESET], status=503, headers=json_type, framing=framing)
+    result = harness.run(reply)
+    assert type(result.error) is ServerError and result.error.status_code == 503
+    assert result.error.body == sent.decode()
+    assert result.error.server_message == (said if whole else sent.decode())
 
 
 # --- No connection --------------------------------------------------------------------

@@ -20,16 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rxchat import ChatClient, ChatCompletionParams, Message, create_stream_completion
+from rxchat import ChatClient, Message, create_stream_completion
 from rxchat._deltas import DeltaDecoder
 from rxchat._sse import SSEDecoder
 from rxchat.errors import RxChatError
 from rxchat.testing import FakeServer, Reply, chunk, sse_event
 from rxchat.testing._replies import Framing
-from tests.conftest import collect
+from tests.conftest import FRAMINGS, PARAMS, collect
 
-PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
-FRAMINGS: list[Framing] = ["chunked", "close"]
 IN_MEMORY = settings(max_examples=600, deadline=None, database=None)
 LOOPBACK = settings(
     max_examples=60, deadline=None, database=None,

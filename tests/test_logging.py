@@ -8,20 +8,18 @@ to a remote host is refused before any name lookup or connection.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from rxchat import ChatClient, ChatCompletionParams, create_stream_completion
+from rxchat import ChatClient, create_stream_completion
 from rxchat._transport import redact_headers
 from rxchat.errors import APIConnectionError, ConfigurationError
 from rxchat.testing import STALL, FakeServer, Reply, chunk, closed_port
-from tests.conftest import collect
+from tests.conftest import PARAMS, collect
 
 KEY = "sk-live-0123456789ABCDEFGHIJwxyz"
-PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
 
 
 def leaks(text: str) -> bool:
@@ -114,21 +112,6 @@ def test_repr_and_str_of_the_client_hide_the_key() -> None:
 
 
 # --- Plain http is refused before any name lookup or connection -------------------------
-
-
-@pytest.fixture
-def blocked_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    attempts: list[Any] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(args)
-        raise OSError("network blocked by the test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts
 
 
 @pytest.mark.parametrize(

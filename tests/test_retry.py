@@ -11,7 +11,7 @@ import email.utils
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -19,7 +19,7 @@ from reactivex.notification import Notification, OnError, OnNext
 from reactivex.testing import TestScheduler
 from reactivex.testing.mockobserver import MockObserver
 
-from rxchat import ChatClient, ChatCompletionParams, Message, create_stream_completion
+from rxchat import ChatClient, Message, create_stream_completion
 from rxchat._client import retry_after_seconds, status_error
 from rxchat._retry import MAX_RETRY_AFTER, backoff_seconds, is_retryable, retry_delay
 from rxchat.errors import (
@@ -33,9 +33,8 @@ from rxchat.errors import (
     StreamInterrupted,
 )
 from rxchat.testing import RESET, FakeServer, Reply, chunk, closed_port
-from tests.conftest import collect, subscribe
+from tests.conftest import PARAMS, collect, subscribe, wait_until
 
-PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
 BUSY = {"error": {"message": "busy"}}
 
 
@@ -136,6 +135,12 @@ def test_what_is_retried(error: RxChatError, retried: bool) -> None:
     assert is_retryable(error) is retried
     delay, _why = retry_delay(error, 1, 2)
     assert (delay is not None) is retried
+
+
+def test_nothing_is_retried_once_a_delta_was_emitted() -> None:
+    error = StreamInterrupted("cut")
+    assert retry_delay(error, 1, 2, emitted=True) == (None, "")
+    assert retry_delay(error, 2, 2, emitted=True) == (None, "2 attempts made")
 
 
 def test_retry_after_is_used_as_given_up_to_the_cap() -> None:
@@ -314,15 +319,6 @@ def test_connection_refused_is_retried_in_virtual_time(scheduler: TestScheduler)
 
 
 # --- With the default scheduler (threads, real time) -----------------------------------
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_dispose_during_a_long_wait_ends_the_waiting_thread_at_once(server: FakeServer) -> None:

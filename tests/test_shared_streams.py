@@ -20,7 +20,7 @@ from rxchat import ChatClient, Message, create_stream_completion
 from rxchat.operators import merge_deltas
 from rxchat.testing import FakeServer, Reply
 from rxchat.testing._replies import Framing, Part
-from tests.conftest import Collected, collect
+from tests.conftest import FRAMINGS, Collected, collect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STREAMS = (REPO_ROOT.parent / "shared" / "streams").resolve()
@@ -104,7 +104,7 @@ def _check(result: Collected, expected: dict[str, Any], how: str) -> None:
             assert contains in str(result.error), how
 
 
-@pytest.mark.parametrize("framing", ["chunked", "close"])
+@pytest.mark.parametrize("framing", FRAMINGS)
 @pytest.mark.parametrize("name", CASES)
 def test_recorded_stream_whole(
     name: str, framing: Framing, stream_server: FakeServer, stream_client: ChatClient
@@ -113,7 +113,7 @@ def test_recorded_stream_whole(
     _check(_play(stream_server, stream_client, body, expected, framing), expected, "whole")
 
 
-@pytest.mark.parametrize("framing", ["chunked", "close"])
+@pytest.mark.parametrize("framing", FRAMINGS)
 @pytest.mark.parametrize("name", CASES)
 def test_recorded_stream_split_at_random(
     name: str, framing: Framing, stream_server: FakeServer, stream_client: ChatClient
@@ -125,7 +125,7 @@ def test_recorded_stream_split_at_random(
         _check(result, expected, f"random split, seed {seed}")
 
 
-@pytest.mark.parametrize("framing", ["chunked", "close"])
+@pytest.mark.parametrize("framing", FRAMINGS)
 @pytest.mark.parametrize("name", CASES)
 def test_recorded_stream_split_at_every_byte(
     name: str, framing: Framing, stream_server: FakeServer, stream_client: ChatClient

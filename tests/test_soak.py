@@ -9,34 +9,19 @@ seconds on 2 cores, in the default suite.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 
 from rxchat import ChatClient, ChatCompletionParams, create_stream_completion
 from rxchat.testing import FakeServer, RecordedRequest, Reply
-from tests.conftest import Collected, subscribe
+from tests.conftest import Collected, open_fds, subscribe, wait_until
 
 CYCLES = 1000
 WORKERS = 8
 CONCURRENT = 200
 TEXT = "one two three four five six seven eight nine ten eleven twelve"
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def settled(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def varied_reply(request: RecordedRequest) -> Reply:
@@ -80,7 +65,7 @@ def test_random_dispose_cycles_leave_no_thread_or_socket() -> None:
                 # Aim at each moment by waiting for it (random sleeps alone drift with
                 # the machine's load), with a random extra delay inside it.
                 if target == "mid-stream":
-                    settled(lambda: bool(result.events), 5.0)
+                    wait_until(lambda: bool(result.events))  # noqa: B023 - called within this iteration
                 elif target == "after":
                     result.done.wait(5.0)
                 time.sleep(rng.uniform(0, 0.002))
@@ -107,10 +92,10 @@ def test_random_dispose_cycles_leave_no_thread_or_socket() -> None:
         assert sum(moments.values()) == CYCLES
         assert problems == []
         client.close()
-        assert settled(lambda: threading.active_count() <= threads), (
+        assert wait_until(lambda: threading.active_count() <= threads, 10.0), (
             f"{threading.active_count() - threads} threads left behind"
         )
-        assert settled(lambda: open_fds() <= fds), f"{open_fds() - fds} descriptors leaked"
+        assert wait_until(lambda: open_fds() <= fds, 10.0), f"{open_fds() - fds} descriptors leaked"
         print(f"\n{CYCLES} cycles in {elapsed:.1f} s, disposed {dict(moments)}; "
               f"{len(server.requests)} requests reached the server; threads {threads} -> "
               f"{threading.active_count()}, fds {fds} -> {open_fds()}")
@@ -136,6 +121,6 @@ def test_200_concurrent_streams_all_complete() -> None:
         assert all(r.overlaps == 0 and r.terminals == 1 for r in results)
         assert len(server.requests) == CONCURRENT
         client.close()
-        assert settled(lambda: threading.active_count() <= threads)
-        assert settled(lambda: open_fds() <= fds)
+        assert wait_until(lambda: threading.active_count() <= threads, 10.0)
+        assert wait_until(lambda: open_fds() <= fds, 10.0)
         print(f"\n{CONCURRENT} concurrent streams completed in {elapsed:.2f} s")

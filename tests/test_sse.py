@@ -226,6 +226,34 @@ def test_endless_line_fed_in_pieces_fails_with_bounded_memory() -> None:
     assert decoder._partial_size <= 10_100  # the held bytes are bounded
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [b"data: \xff\xfe\n\n", b"data: " + b"x" * 200 + b"\n\n", b"data: " + b"x" * 200],
+    ids=["invalid-utf8", "event-over-limit", "line-over-limit"],
+)
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["fast-path", "line-path"])
+def test_events_before_bad_input_in_one_feed_are_returned_first(
+    bad: bytes, eol: bytes
+) -> None:
+    decoder = SSEDecoder(max_event_bytes=100)
+    good = b"data: one" + eol + eol + b"data: two" + eol + eol
+    assert datas(decoder.feed(good + bad.replace(b"\n", eol))) == ["one", "two"]
+    with pytest.raises(StreamError):
+        decoder.check()
+    with pytest.raises(StreamError):  # the next call raises it, and every later one
+        decoder.feed(b"data: three\n\n")
+    with pytest.raises(StreamError):
+        decoder.end()
+
+
+def test_bad_input_with_no_event_before_it_raises_at_once() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"data: one\n\n")
+    decoder.check()  # nothing held back
+    with pytest.raises(StreamError, match="UTF-8"):
+        decoder.feed(b"data: \xff\n\n")
+
+
 def test_many_small_events_are_not_limited_together() -> None:
     decoder = SSEDecoder(max_event_bytes=100)
     events = decoder.feed(b"data: 0123456789012345678901234567890123456789\n\n" * 50)

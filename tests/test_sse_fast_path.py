@@ -17,8 +17,8 @@ PIECES = [
 class LinesOnly(SSEDecoder):
     """The general path alone: the reference the fast path must match."""
 
-    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        return self._feed_lines(chunk) if chunk else []
+    def _feed(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
+        self._feed_lines(chunk, events)
 
 
 def run(decoder: SSEDecoder, pieces: list[bytes]) -> list[ServerSentEvent] | str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,35 +23,19 @@ from rxchat.errors import (
 )
 from rxchat.testing import STALL, FakeServer, Reply, chunk, closed_port, sse_event
 from rxchat.testing._replies import Framing
-from tests.conftest import Collected, collect, subscribe
-
-PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
-FRAMINGS: list[Framing] = ["chunked", "close"]
+from tests.conftest import (
+    FRAMINGS,
+    PARAMS,
+    assert_grammar,
+    collect,
+    open_fds,
+    subscribe,
+    wait_until,
+)
 
 
 def stream(client: ChatClient, params: ChatCompletionParams = PARAMS) -> Any:
     return create_stream_completion(params, client=client)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def assert_grammar(result: Collected) -> None:
-    """on_next* then exactly one terminal, never two calls at once."""
-    assert result.overlaps == 0
-    assert result.terminals == 1
-    assert result.events[-1] in ("error", "completed")
-    assert all(e == "next" for e in result.events[:-1])
 
 
 # --- The body as providers send it ---------------------------------------------------

@@ -9,14 +9,13 @@ from reactivex.notification import Notification, OnError
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.subscription import Subscription
 
-from rxchat import ChatClient, ChatCompletionParams, create_stream_completion
+from rxchat import ChatClient, create_stream_completion
 from rxchat import operators as rxops
 from rxchat._client import DEFAULT_FIRST_DELTA_TIMEOUT, DEFAULT_TIMEOUT
 from rxchat.errors import APITimeoutError
 from rxchat.testing import STALL, FakeServer, Reply, chunk, sse_event
-from tests.conftest import collect
+from tests.conftest import PARAMS, collect
 
-PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
 on_next, on_completed, on_error = (
     ReactiveTest.on_next, ReactiveTest.on_completed, ReactiveTest.on_error,
 )
