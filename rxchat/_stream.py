@@ -92,7 +92,10 @@ def create_stream_completion(
         scheduler: Where each attempt's read loop runs and where the waits before
             retries are scheduled; by default a new daemon thread per attempt. With a
             ``reactivex.testing.TestScheduler`` the requests run synchronously inside
-            virtual time, so retry timing can be asserted.
+            virtual time, so retry timing can be asserted. Only this argument chooses:
+            the scheduler a subscriber passes to ``subscribe`` (as ``await`` and some
+            operators do) is not used, because the read blocks, and must not block an
+            event loop or the caller's thread.
 
     Returns:
         A cold Observable of deltas. Disposing it aborts the request at once.
@@ -101,8 +104,9 @@ def create_stream_completion(
     def subscribe(
         observer: abc.ObserverBase[Message], scheduler_: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        chosen = scheduler or scheduler_ or _default_scheduler
-        reader = _Reader(params, client, observer, chosen)
+        # Not ``scheduler_``: a blocking read must never run on the subscriber's
+        # scheduler (an asyncio loop under ``await``, or the current thread).
+        reader = _Reader(params, client, observer, scheduler or _default_scheduler)
         reader.start()
         return Disposable(reader.dispose)
 
@@ -160,6 +164,8 @@ class _Reader:
             )
         except RxChatError as exc:
             self._error(client.redact_error(exc) if client else exc)
+        except _ObserverError as failed:  # the subscriber's own bug: passed on as is
+            self._error(failed.error)
         except Exception as exc:  # never raise out of the reader
             error = StreamError(f"Unexpected failure reading the stream: {exc!r}")
             self._error(client.redact_error(error) if client else error)
@@ -281,7 +287,10 @@ class _Reader:
             if not self._emitted:
                 self._emitted = True
                 self._first_delta_at = time.monotonic()
-            self._observer.on_next(message)
+            try:
+                self._observer.on_next(message)
+            except Exception as exc:
+                raise _ObserverError(exc) from exc
 
     def _error(self, error: Exception) -> None:
         if not self._stopped:
@@ -292,3 +301,12 @@ class _Reader:
         if not self._stopped:
             self._stopped = True
             self._observer.on_completed()
+
+
+class _ObserverError(Exception):
+    """The observer's ``on_next`` raised: the stream ends with that very exception
+    (as ``reactivex.from_iterable`` does), not with an rxchat error."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error

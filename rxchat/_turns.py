@@ -20,6 +20,7 @@ queued and applied right after, so no thread and no blocking is needed: with a
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +42,8 @@ from ._history import (
 )
 from ._models import Message
 from .errors import SessionError
+
+log = logging.getLogger("rxchat")
 
 __all__ = ["Turn", "TurnRunner"]
 
@@ -223,13 +226,24 @@ class TurnRunner:
         number = state.turn
         try:
             self._stream = self._start_stream(state).subscribe(
-                lambda delta: self.run(DeltaReceived(number, delta)),
-                lambda error: self.run(TurnFailed(number, error)),
-                lambda: self.run(TurnCompleted(number)),
+                lambda delta: self._deliver(DeltaReceived(number, delta)),
+                lambda error: self._deliver(TurnFailed(number, error)),
+                lambda: self._deliver(TurnCompleted(number)),
                 scheduler=self._scheduler,
             )
         except Exception as exc:  # building or subscribing the stream failed
             self._inbox.append(TurnFailed(number, exc))
+
+    def _deliver(self, event: TurnEvent) -> None:
+        """Apply an event from the turn's stream; a subscriber's exception is logged.
+
+        It must not travel back into the stream: that would end the turn with the
+        subscriber's bug as if the provider had failed, and lose the reply.
+        """
+        try:
+            self.run(event)
+        except Exception:
+            log.exception("A ChatSession subscriber raised; the turn goes on.")
 
     def _drop_stream(self) -> None:
         if self._stream is not None:

@@ -1,0 +1,103 @@
+"""How the stream treats its subscriber: where the read runs, and a subscriber's bugs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import pytest
+import reactivex.operators as ops
+from reactivex.scheduler import CurrentThreadScheduler
+from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
+
+from rxchat import ChatClient, ChatSession, Message, create_stream_completion
+from rxchat import operators as rxops
+from rxchat.testing import STALL, FakeServer, Reply, chunk
+from tests.conftest import PARAMS
+
+
+def test_a_subscribe_time_scheduler_does_not_run_the_blocking_read(
+    server: FakeServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply.events([chunk(content="x")], done=False).then(STALL))
+    first = threading.Event()
+    started = time.monotonic()
+    subscription = create_stream_completion(PARAMS, client=client).subscribe(
+        lambda _delta: first.set(), scheduler=CurrentThreadScheduler.singleton()
+    )
+    assert time.monotonic() - started < 1.0, "subscribe blocked on the read"
+    assert first.wait(5)
+    subscription.dispose()
+    assert server.wait_for_disconnects(1)
+
+
+def test_awaiting_a_reply_leaves_the_event_loop_free(server: FakeServer) -> None:
+    server.enqueue(Reply.text("slow reply", pieces=8, delay=0.05))
+    client = ChatClient(server.base_url)
+
+    async def main() -> tuple[str | None, int]:
+        loop = asyncio.get_running_loop()
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        reply: Message = await create_stream_completion(PARAMS, client=client).pipe(
+            rxops.final_message(), ops.observe_on(AsyncIOThreadSafeScheduler(loop))
+        )
+        task.cancel()
+        return reply.content, ticks
+
+    content, ticks = asyncio.run(main())
+    assert content == "slow reply"
+    assert ticks >= 10, f"the loop ran only {ticks} times while the reply streamed"
+    client.close()
+
+
+def test_an_exception_in_on_next_ends_the_stream_with_that_exception(
+    server: FakeServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply.events([chunk(content="a"), chunk(content="b")], done=False)
+                   .then(STALL))
+    errors: list[Exception] = []
+    done = threading.Event()
+    bug = ValueError("bug in the subscriber")
+
+    def on_next(_delta: Message) -> None:
+        raise bug
+
+    def on_error(error: Exception) -> None:
+        errors.append(error)
+        done.set()
+
+    create_stream_completion(PARAMS, client=client).subscribe(on_next, on_error)
+    assert done.wait(5)
+    assert errors == [bug]
+    assert server.wait_for_disconnects(1), "the request was not closed"
+
+
+def test_a_state_subscriber_that_raises_does_not_cost_the_turn(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.enqueue(Reply.text("the whole reply"))
+    session = ChatSession(ChatClient(server.base_url))
+    raised: list[bool] = []
+
+    def flaky(state: object) -> None:
+        if getattr(state, "delta", None) is not None and not raised:
+            raised.append(True)
+            raise RuntimeError("ui bug")
+
+    session.subscribe(flaky)
+    with caplog.at_level(logging.ERROR, logger="rxchat"):
+        reply = session.send("hi").pipe(rxops.final_message()).run()
+    assert reply.content == "the whole reply"
+    assert session.state.status == "idle"
+    assert [m.content for m in session.messages] == ["hi", "the whole reply"]
+    assert raised and "subscriber raised" in caplog.text
