@@ -97,14 +97,18 @@ class ChatClient:
         first_delta_timeout: Seconds from sending the request to the first delta,
             which keep-alive comments do not reset; default
             :data:`DEFAULT_FIRST_DELTA_TIMEOUT`; None for no limit.
-        session: A ``requests.Session`` to use; by default the client owns one.
+        session: A ``requests.Session`` to use; by default the client owns one. With
+            your own session, disposing closes the socket at once only after the
+            response headers have arrived; the client's own session can also abort a
+            request whose headers have not come yet.
         headers: Extra headers sent with every request.
         allow_insecure_http: Send the key over plain http to a non-loopback host.
         max_event_bytes: Largest single stream event accepted (default 1 MiB).
 
     Raises:
         ConfigurationError: The base URL is not http(s), or is plain http to a
-            non-loopback host without ``allow_insecure_http=True``.
+            non-loopback host without ``allow_insecure_http=True``; or ``timeout`` is
+            not a positive number or a pair of them.
     """
 
     def __init__(
@@ -139,7 +143,7 @@ class ChatClient:
         self.base_url = url
         self._api_key = api_key or next((env[v] for v in KEY_VARIABLES if env.get(v)), None)
         self.model = model or env.get("RXCHAT_MODEL") or DEFAULT_MODEL
-        self.timeout = timeout
+        self.timeout = _checked_timeout(timeout)
         self.max_retries = max(0, int(max_retries))
         self.session = session if session is not None else _transport.new_session()
         self.headers = dict(headers or {})
@@ -240,6 +244,22 @@ class ChatClient:
         self.close()
 
 
+def _checked_timeout(timeout: object) -> float | tuple[float, float]:
+    """``timeout`` if it is a positive number or a pair of them, else a clear error."""
+
+    def positive(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+    if positive(timeout):
+        return float(timeout)  # type: ignore[arg-type]
+    if isinstance(timeout, tuple) and len(timeout) == 2 and all(map(positive, timeout)):
+        return (float(timeout[0]), float(timeout[1]))
+    raise ConfigurationError(
+        f"timeout={timeout!r} is not usable: pass seconds (e.g. 60) or a "
+        "(connect, read) pair of seconds (e.g. (10, 120)); both must be finite."
+    )
+
+
 def status_error(
     status: int, body: str, headers: Mapping[str, str], url: str
 ) -> APIStatusError:
@@ -271,14 +291,20 @@ def status_error(
             status, body, f"{what}{wait} The provider failed; retry later.",
             server_message=server_message, retry_after=retry_after,
         )
-    if status in (400, 404, 409, 413, 422):
+    if status in (400, 404, 413, 422):
         return BadRequestError(
             status, body, f"{what} Fix the request (model name, messages, "
             "parameters) before retrying.",
             server_message=server_message, retry_after=retry_after,
         )
+    advice = (
+        " The request conflicted with another one in progress; retry shortly."
+        if status in (408, 409)
+        else " The provider's documentation for this status says what to change."
+    )
     return APIStatusError(
-        status, body, what, server_message=server_message, retry_after=retry_after
+        status, body, f"{what}{wait}{advice}",
+        server_message=server_message, retry_after=retry_after,
     )
 
 

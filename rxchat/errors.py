@@ -9,7 +9,7 @@ never contains the API key::
     ├── ConfigurationError          bad base_url, insecure http, unreadable file
     ├── APIError
     │   ├── APIStatusError          the server answered with an HTTP error status
-    │   │   ├── BadRequestError     400, 404, 409, 413, 422
+    │   │   ├── BadRequestError     400, 404, 413, 422
     │   │   ├── AuthenticationError 401, 403, or no API key configured
     │   │   ├── RateLimitError      429 (``retry_after`` in seconds, if sent)
     │   │   └── ServerError         5xx
@@ -113,7 +113,7 @@ def _rebuild_status_error(
 
 
 class BadRequestError(APIStatusError):
-    """The server rejected the request itself (400, 404, 409, 413, 422)."""
+    """The server rejected the request itself (400, 404, 413, 422)."""
 
 
 class AuthenticationError(APIStatusError):

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import reactivex
 from reactivex import Observable, abc, compose
 from reactivex import operators as ops
+from reactivex.scheduler import ImmediateScheduler
 
 from ._models import FunctionCall, Message, ToolCall
 from .errors import APITimeoutError
@@ -161,12 +162,17 @@ def _changed_choice(acc: _Choices) -> Message:
 
 
 def _merge_choices(deltas: list[Message]) -> Observable[Message]:
+    # Emitted at once, on the thread that completed the stream: never handed to the
+    # subscriber's scheduler (an asyncio loop would not wake for a call from the
+    # reader thread).
+    now = ImmediateScheduler.singleton()
     if all(d.index == deltas[0].index for d in deltas[1:]):
-        return reactivex.just(merge_deltas(deltas))
+        return reactivex.just(merge_deltas(deltas), scheduler=now)
     by_index: dict[int, list[Message]] = {}
     for delta in deltas:
         by_index.setdefault(delta.index, []).append(delta)
-    return reactivex.from_iterable([merge_deltas(by_index[i]) for i in sorted(by_index)])
+    merged = [merge_deltas(by_index[i]) for i in sorted(by_index)]
+    return reactivex.from_iterable(merged, scheduler=now)
 
 
 def _content_of(message: Message) -> str:

@@ -9,7 +9,13 @@ import requests
 
 from rxchat import ChatClient, create_stream_completion
 from rxchat._client import DEFAULT_BASE_URL, DEFAULT_MODEL, DEFAULT_TIMEOUT, status_error
-from rxchat.errors import AuthenticationError, ConfigurationError, RateLimitError
+from rxchat.errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    RateLimitError,
+)
 from rxchat.testing import FakeServer, Reply
 from tests.conftest import PARAMS, collect
 
@@ -187,3 +193,20 @@ def test_status_error_unknown_status_is_the_base_class() -> None:
     error = status_error(418, "I'm a teapot", {}, "u")
     assert type(error).__name__ == "APIStatusError"
     assert error.server_message == "I'm a teapot"
+
+
+@pytest.mark.parametrize("timeout", ["abc", (1,), (1, 2, 3), 0, -1, (5, 0), None, True])
+def test_an_unusable_timeout_is_refused_when_the_client_is_built(timeout: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"timeout=.* is not usable"):
+        ChatClient("http://127.0.0.1:1/v1", timeout=timeout)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("timeout", "kept"), [(5, 5.0), ((1, 2.5), (1.0, 2.5))])
+def test_a_usable_timeout_is_kept(timeout: Any, kept: object) -> None:
+    assert ChatClient("http://127.0.0.1:1/v1", timeout=timeout).timeout == kept
+
+
+def test_409_is_a_retried_status_error_not_a_bad_request() -> None:
+    error = status_error(409, '{"error": {"message": "busy"}}', {}, "u")
+    assert type(error) is APIStatusError and not isinstance(error, BadRequestError)
+    assert "busy" in str(error) and "retry shortly" in str(error)

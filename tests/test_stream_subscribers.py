@@ -60,6 +60,25 @@ def test_awaiting_a_reply_leaves_the_event_loop_free(server: FakeServer) -> None
     client.close()
 
 
+def test_awaiting_a_final_message_needs_nothing_else_to_wake_the_loop(
+    server: FakeServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply.text("done"))
+
+    async def main() -> Message:
+        loop = asyncio.get_running_loop()
+        reply = create_stream_completion(PARAMS, client=client).pipe(
+            rxops.final_message(), ops.observe_on(AsyncIOThreadSafeScheduler(loop))
+        )
+
+        async def final() -> Message:
+            return await reply
+
+        return await asyncio.wait_for(final(), 5)
+
+    assert asyncio.run(main()).content == "done"
+
+
 def test_an_exception_in_on_next_ends_the_stream_with_that_exception(
     server: FakeServer, client: ChatClient
 ) -> None:

@@ -40,7 +40,7 @@ class ExitCode(IntEnum):
     AUTH = 3
     """No API key, or the server refused it (401, 403)."""
     BAD_REQUEST = 4
-    """The server rejected the request (400, 404, 409, 413, 422): model name, params."""
+    """The server rejected the request (400, 404, 413, 422): model name, params."""
     RATE_LIMIT = 5
     """Too many requests (429)."""
     SERVER = 6
