@@ -242,9 +242,15 @@ def test_a_failed_turn_is_one_line_and_retry_asks_it_again(fake: FakeServer) -> 
     result = run("chat", "--base-url", fake.base_url, stdin="hi\n/retry\n/history\n")
     assert result.status == 0
     assert result.err.count("\n") == 1 and "bad model" in result.err
-    assert "/retry" in result.err
+    assert "/retry" not in result.err, "the same request would fail the same way"
     assert fake.requests[1].messages == [{"role": "user", "content": "hi"}]
     assert "you: hi\nassistant: Fine.\n" in result.out
+
+
+def test_a_cut_off_reply_suggests_retry(fake: FakeServer) -> None:
+    fake.enqueue(Reply.events([chunk(role="assistant", content="Half a")], done=False))
+    result = run("chat", "--base-url", fake.base_url, stdin="hi\n")
+    assert result.err.count("\n") == 1 and "(/retry asks again)" in result.err
 
 
 def test_model_system_undo_and_reset_change_the_next_request(fake: FakeServer) -> None:

@@ -20,7 +20,12 @@ from reactivex import Observable
 from .. import __version__
 from .._models import Message
 from .._session import ChatSession
-from ..errors import RxChatError
+from ..errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    RxChatError,
+)
 from ._backend import Backend, api_keys, connect, offline_notice
 from ._console import Console
 from ._errors import ExitCode, report_error
@@ -99,7 +104,10 @@ class Chat:
         if outcome.cancelled:
             view.note("[cancelled: the partial reply is kept; /undo removes it]")
         elif outcome.error is not None:
-            self.error(outcome.error, hint=" Type /retry to ask again.")
+            retryable = not isinstance(
+                outcome.error, (AuthenticationError, BadRequestError, ConfigurationError)
+            )
+            self.error(outcome.error, hint=" (/retry asks again)" if retryable else "")
             return outcome
         usage = outcome.message.usage
         view.note(f"[{format_stats(usage, outcome.first_token_s, outcome.stream_s)}]")

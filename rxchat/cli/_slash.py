@@ -64,7 +64,8 @@ def _save(chat: Chat, arg: str) -> bool:
         chat.problem("Say where: /save PATH.")
         return False
     chat.session.save(arg)
-    chat.say(f"[saved {len(chat.session.messages)} messages to {arg}]")
+    count = len(chat.session.messages)
+    chat.say(f"[saved {count} message{'' if count == 1 else 's'} to {arg}]")
     return False
 
 
