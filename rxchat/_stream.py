@@ -34,12 +34,14 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
-from ._client import ChatClient, status_error
+from ._abort import AbortHandle
+from ._client import ChatClient
 from ._deltas import DeltaDecoder, completion_messages
 from ._models import ChatCompletionParams, Message
 from ._retry import retry_delay
 from ._sse import ServerSentEvent, SSEDecoder
-from ._transport import AbortHandle, StreamResponse, post_stream
+from ._status import status_error
+from ._transport import StreamResponse, post_stream
 from .errors import APITimeoutError, RxChatError, StreamError
 
 __all__ = ["create_stream_completion", "default_client"]

@@ -11,8 +11,8 @@ It opens one streamed POST and hands back a :class:`StreamResponse` whose
   would return one HTTP chunk, one event, per read), anything else with urllib3's
   ``read1``;
 * the connection is tracked from the moment the request is written, so aborting also
-  works while the server has not yet sent headers (the socket is shut down, which wakes
-  the blocked read in the reader thread);
+  works while the server has not yet sent headers (``_abort``: the socket is shut down,
+  which wakes the blocked read in the reader thread);
 * every ``requests``/``urllib3``/socket exception is translated here, once, including
   those raised while the body is read.
 """
@@ -23,7 +23,6 @@ import contextlib
 import http.client
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -31,125 +30,31 @@ from typing import Any
 import requests
 import requests.adapters
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ._abort import AbortHandle, TrackedHTTPPool, TrackedHTTPSPool, tracking
 from ._bulkread import iter_bulk
+from ._redact import redact_headers
 from .errors import APIConnectionError, APITimeoutError, StreamInterrupted
 
 __all__ = [
-    "AbortHandle",
     "StreamResponse",
     "close_session",
     "new_session",
     "post_stream",
-    "redact_headers",
     "translate",
 ]
 
 log = logging.getLogger("rxchat")
 
 READ_SIZE = 65536
-_current = threading.local()
-
-
-class AbortHandle:
-    """Closes the connection of one request from any thread, before or after headers.
-
-    Once the response is closed the handle is released: the connection may be back in
-    the pool serving another request, so a late abort (the dispose that follows
-    ``on_completed``) must not touch it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.aborted = False
-        self._conn: HTTPConnection | None = None
-        self._response: Any = None
-
-    def attach(self, conn: HTTPConnection | None = None, response: Any = None) -> None:
-        """Record the connection (or response) now carrying the request."""
-        with self._lock:
-            if conn is not None:
-                self._conn = conn
-            if response is not None:
-                self._response = response
-            if self.aborted:
-                self._shutdown()
-
-    def release(self) -> None:
-        """Forget the connection: the request is over, later aborts do nothing."""
-        with self._lock:
-            self._conn = None
-            self._response = None
-
-    def abort(self) -> None:
-        """Shut the socket down now; idempotent and safe from any thread."""
-        with self._lock:
-            if self.aborted:
-                return
-            self.aborted = True
-            self._shutdown()
-
-    def _shutdown(self) -> None:
-        # Called with the lock held, so release() cannot hand the connection back to
-        # the pool in between; shutdown() does not block.
-        sock = getattr(self._conn, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            return
-        shutdown = getattr(self._response, "shutdown", None)
-        if shutdown is not None:
-            # urllib3 raises ValueError/RuntimeError once the response was closed or
-            # released; an abort after the end is a no-op, never an error.
-            with contextlib.suppress(OSError, ValueError, RuntimeError):
-                shutdown()
-
-
-class _TrackingMixin:
-    """Registers the connection with the calling thread's AbortHandle."""
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        handle: AbortHandle | None = getattr(_current, "handle", None)
-        if handle is not None:
-            handle.attach(conn=self)  # type: ignore[arg-type]
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        handle: AbortHandle | None = getattr(_current, "handle", None)
-        if handle is not None and handle.aborted:
-            self.close()  # type: ignore[attr-defined]
-            raise _AbortedError("aborted")
-
-
-class _TrackedHTTPConnection(_TrackingMixin, HTTPConnection):
-    pass
-
-
-class _TrackedHTTPSConnection(_TrackingMixin, HTTPSConnection):
-    pass
-
-
-class _TrackedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _TrackedHTTPConnection
-
-
-class _TrackedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _TrackedHTTPSConnection
-
-
-class _AbortedError(OSError):
-    """Raised inside the transport when the request was aborted while connecting."""
 
 
 class _TrackingAdapter(requests.adapters.HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
-            "http": _TrackedHTTPPool,
-            "https": _TrackedHTTPSPool,
+            "http": TrackedHTTPPool,
+            "https": TrackedHTTPSPool,
         }
 
 
@@ -271,47 +176,22 @@ def post_stream(
             "POST %s (%d bytes) headers=%s timeout=%s",
             url, len(body), redact_headers(headers), timeout,
         )
-    _current.handle = handle
     try:
-        response = session.post(
-            url, data=body, headers=dict(headers), timeout=timeout, stream=True
-        )
+        with tracking(handle):
+            response = session.post(
+                url, data=body, headers=dict(headers), timeout=timeout, stream=True
+            )
     except Exception as exc:
         handle.release()
         error = translate(exc, url, reading=False, timeout=timeout)
         log.debug("POST %s failed after %.3f s: %s", url, time.monotonic() - started, error)
         raise error from None
-    finally:
-        _current.handle = None
     handle.attach(response=response.raw)
     log.debug(
         "POST %s -> %s %s, headers in %.3f s", url, response.status_code,
         response.headers.get("content-type", "-"), time.monotonic() - started,
     )
     return StreamResponse(response, handle)
-
-
-_SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
-)
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers safe to log: credentials shortened to ``Bearer sk-…abcd`` or ``***``.
-
-    A secret of 20 characters or more keeps its first 3 and last 4 (enough to tell
-    two keys apart, far too little to use); a shorter one is replaced entirely.
-    """
-    return {
-        name: _redact_secret(value) if name.lower() in _SECRET_HEADERS else value
-        for name, value in headers.items()
-    }
-
-
-def _redact_secret(value: str) -> str:
-    scheme, space, secret = value.rpartition(" ")
-    shown = f"{secret[:3]}…{secret[-4:]}" if len(secret) >= 20 else "***"
-    return f"{scheme}{space}{shown}"
 
 
 def translate(

@@ -1,0 +1,137 @@
+"""Aborting one request from any thread, at once, before or after its headers arrive.
+
+Disposing a subscription must close the socket even while the reader thread is
+blocked, including before the server has sent the response headers, when ``requests``
+has not yet handed back a response to close. So the urllib3 connections used by
+the transport register themselves, as the request is written, with the
+:class:`AbortHandle` of the calling thread (set with :func:`tracking`); aborting
+shuts the socket down, which wakes the blocked read. After the headers the handle
+holds the urllib3 response instead.
+
+Only urllib3 is used here; ``requests`` is imported by ``_transport`` alone, which
+mounts :class:`TrackedHTTPPool` and :class:`TrackedHTTPSPool` in its sessions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+__all__ = ["AbortHandle", "TrackedHTTPPool", "TrackedHTTPSPool", "tracking"]
+
+_current = threading.local()
+
+
+class AbortHandle:
+    """Closes the connection of one request from any thread, before or after headers.
+
+    Once the response is closed the handle is released: the connection may be back in
+    the pool serving another request, so a late abort (the dispose that follows
+    ``on_completed``) must not touch it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.aborted = False
+        self._conn: HTTPConnection | None = None
+        self._response: Any = None
+
+    def attach(self, conn: HTTPConnection | None = None, response: Any = None) -> None:
+        """Record the connection (or response) now carrying the request."""
+        with self._lock:
+            if conn is not None:
+                self._conn = conn
+            if response is not None:
+                self._response = response
+            if self.aborted:
+                self._shutdown()
+
+    def release(self) -> None:
+        """Forget the connection: the request is over, later aborts do nothing."""
+        with self._lock:
+            self._conn = None
+            self._response = None
+
+    def abort(self) -> None:
+        """Shut the socket down now; idempotent and safe from any thread."""
+        with self._lock:
+            if self.aborted:
+                return
+            self.aborted = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        # Called with the lock held, so release() cannot hand the connection back to
+        # the pool in between; shutdown() does not block.
+        sock = getattr(self._conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            return
+        shutdown = getattr(self._response, "shutdown", None)
+        if shutdown is not None:
+            # urllib3 raises ValueError/RuntimeError once the response was closed or
+            # released; an abort after the end is a no-op, never an error.
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                shutdown()
+
+
+class _TrackingMixin:
+    """Registers the connection with the calling thread's AbortHandle."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        handle: AbortHandle | None = getattr(_current, "handle", None)
+        if handle is not None:
+            handle.attach(conn=self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        handle: AbortHandle | None = getattr(_current, "handle", None)
+        if handle is not None and handle.aborted:
+            self.close()  # type: ignore[attr-defined]
+            raise _AbortedError("aborted")
+
+
+class _TrackedHTTPConnection(_TrackingMixin, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_TrackingMixin, HTTPSConnection):
+    pass
+
+
+class TrackedHTTPPool(HTTPConnectionPool):
+    """An http pool whose connections register with the thread's AbortHandle."""
+
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class TrackedHTTPSPool(HTTPSConnectionPool):
+    """An https pool whose connections register with the thread's AbortHandle."""
+
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _AbortedError(OSError):
+    """Raised inside the transport when the request was aborted while connecting."""
+
+
+@contextlib.contextmanager
+def tracking(handle: AbortHandle) -> Iterator[None]:
+    """Register with ``handle`` the connections this thread uses, until the block ends.
+
+    Args:
+        handle: The handle that aborts the request about to be sent.
+    """
+    _current.handle = handle
+    try:
+        yield
+    finally:
+        _current.handle = None
