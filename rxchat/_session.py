@@ -1,79 +1,103 @@
-"""ChatSession: a conversation that keeps its context, as an RxPY Subject.
+"""ChatSession: a conversation that keeps its context, as an RxPY Subject built as an actor.
 
-The big picture::
+```text
+ any thread                      the session's serial scheduler (one thread, or virtual time)
+ ──────────                      ─────────────────────────────────────────────────────────────
+ on_next / ask / send ─┐
+ cancel / undo / ...  ─┼─▶ Mailbox ─▶ scan(step, seed) ─▶ Actor ─▶ publish ChatState to subscribers
+ a stream's deltas    ─┘    (deque)     (pure, _turns)           └▶ effects: subscribe a stream,
+                                                                     deliver a delta, end a turn
+ cancel(): closes the turn's socket from the calling thread at once, then posts Cancel
+```
 
-    on_next(text) / send(text) / retry()          asks, queued in order
-        │
-        ▼  one turn at a time: TurnStarted, then complete(params) is subscribed
-    turn events ──scan(apply_event, seed)──▶ ChatState ──▶ subscribers (BehaviorSubject)
-        ▲                                                  and send()'s ReplaySubject
-        └── DeltaReceived / TurnCompleted / TurnFailed from the turn's stream,
-            TurnCancelled / TurnUndone / SessionReset / Restored from the methods
-
-The history lives only in the scan (see :mod:`rxchat._history` for the pure reducer);
-the turn runner (:mod:`rxchat._turns`) holds only scheduling beside it: the queue of
-asked turns, the subscription of the turn in flight, and its ReplaySubject. Each
-request is built from the state the turn started in (system prompt + history + new
-message, trimmed to ``context_window``), so a turn asked while another streams sees that reply.
-
-Events are applied one at a time under a lock, so states are emitted in order and
-never concurrently, from whichever thread delivered the event (the SSE reader's, or
-the caller's). An event raised while one is being applied on the same thread (a
-subscriber calling ``send``, a stream that emits synchronously) is queued and applied
-right after. With a ``TestScheduler`` nothing here starts a thread or blocks.
+Every command and every stream event is a value posted to one mailbox and folded by the
+pure `rxchat._turns.step` in a `scan`, one at a time, on one serial scheduler: by
+default an `EventLoopScheduler` whose thread exists only while the session has work.
+Subscribers, `ask()` observers and `send()` replays are called on that scheduler, in
+order, never concurrently and never while a lock is held, so they may call any method
+of the session. The only thing done from a foreign thread is closing a socket.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, cast
 
-from reactivex import Observable, abc
+import reactivex
+from reactivex import Observable, Observer, abc
 from reactivex import operators as ops
-from reactivex.subject import ReplaySubject
+from reactivex.disposable import Disposable
+from reactivex.scheduler import (
+    CurrentThreadScheduler,
+    EventLoopScheduler,
+    ImmediateScheduler,
+    VirtualTimeScheduler,
+)
+from reactivex.subject import Subject
 
 from ._client import ChatClient
 from ._context import TokenCounter, estimate_tokens, request_messages
+from ._mailbox import Mailbox
 from ._history import (
     ChatState,
-    Restored,
-    SessionReset,
+    DeltaReceived,
     SystemChanged,
+    TurnCompleted,
+    TurnFailed,
     TurnUndone,
     last_turn_start,
 )
 from ._models import ChatCompletionParams, ChatMessage, Message
 from ._persist import SessionFile, read_session, write_session
+from ._replay import Replay
 from ._stream import create_stream_completion
-from ._turns import Turn, TurnRunner
-from .errors import SessionError
+from ._turns import (
+    Actor, Ask, Asked, Cancel, Closed, Command, Connect, Deliver, Disposed, Edit, End,
+    Finish, Greet, InputCompleted, InputFailed, Open, Reset, Shut, Streamed, Unwatch, Watch,
+    Withdrawn, step,
+)
+from .errors import ConfigurationError, SessionError
 
-__all__ = ["Ask", "ChatSession", "Completion"]
+__all__ = ["AskValue", "ChatSession", "Completion"]
+
+log = logging.getLogger("rxchat")
 
 Completion = Callable[..., Observable[Message]]
-"""Called as ``complete(params, client=..., scheduler=...)``, like
-:func:`~rxchat.create_stream_completion`; returns a cold Observable of deltas."""
+"""Called as `complete(params, client=..., scheduler=...)`, like
+`rxchat.create_stream_completion`; returns a cold Observable of deltas."""
 
-Ask = str | ChatMessage | Message
-"""What asks a turn: the user's text, or a whole message (e.g. a tool result)."""
+AskValue = str | ChatMessage | Message | Mapping[str, Any]
+"""What asks a turn: the user's text, or a whole message (a `ChatMessage` or wire dict)."""
+
+_QUIET: abc.ObserverBase[Any] = Observer(lambda _v: None, lambda _e: None, lambda: None)
 
 
-class ChatSession(Observable[ChatState], abc.ObserverBase[Ask]):
-    """A multi-turn conversation; an RxPY Subject of asks in and ``ChatState`` out.
+class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBase):
+    """A multi-turn conversation; an RxPY Subject of asks in and `ChatState` out.
 
     Args:
-        client: Where requests go (passed to ``complete``); None for the default.
-        model: Model id for every request (overrides ``params["model"]``).
+        client: Where requests go (passed to `complete`); None for the default.
+        model: Model id for every request (overrides `params["model"]`).
         system: System prompt, the first message of the history.
-        params: Other request fields (``temperature``, ``tools``, ...), sent each turn.
+        params: Other request fields (`temperature`, `tools`, ...), sent each turn.
+        history: The conversation so far (after the system prompt), to continue it.
         context_window: Token budget of a request; the oldest turns are left out of
             requests that would exceed it. None sends the whole history.
-        count_tokens: Counts one wire message; default :func:`estimate_tokens`
+        count_tokens: Counts one wire message; default `estimate_tokens`
             (about 4 characters per token plus 4 per message).
-        scheduler: Scheduler for the turns' streams (a ``TestScheduler`` in tests).
-        complete: Streams one completion; :func:`create_stream_completion` by default.
+        scheduler: The serial scheduler everything runs on: an `EventLoopScheduler`,
+            an asyncio scheduler, or a `TestScheduler` (then the turns' streams are
+            subscribed in virtual time too). By default a thread of the session's own
+            that exists only while the session has work.
+        complete: Streams one completion; `create_stream_completion` by default.
+
+    Raises:
+        ConfigurationError: `scheduler` is not serial (the immediate or current-thread
+            scheduler).
     """
 
     def __init__(
@@ -83,97 +107,140 @@ class ChatSession(Observable[ChatState], abc.ObserverBase[Ask]):
         model: str | None = None,
         system: str | None = None,
         params: Mapping[str, Any] | None = None,
+        history: Sequence[AskValue] = (),
         context_window: int | None = None,
         count_tokens: TokenCounter | None = None,
         scheduler: abc.SchedulerBase | None = None,
         complete: Completion = create_stream_completion,
     ) -> None:
         super().__init__()
+        if isinstance(scheduler, (ImmediateScheduler, CurrentThreadScheduler)):
+            raise ConfigurationError(
+                f"ChatSession needs a serial scheduler, not {type(scheduler).__name__}: "
+                "pass an EventLoopScheduler, an asyncio scheduler or a TestScheduler, "
+                "or none for the session's own thread."
+            )
         self.client, self.model, self.context_window = client, model, context_window
         self.params: dict[str, Any] = dict(params or {})
         self._count_tokens = count_tokens or estimate_tokens
-        self._scheduler, self._complete = scheduler, complete
-        seed = ChatState(messages=(Message(role="system", content=system),) if system else ())
-        self._runner = TurnRunner(seed, self._start_stream, scheduler)
+        self._complete = complete
+        self._stream_scheduler = scheduler if isinstance(scheduler, VirtualTimeScheduler) else None
+        head = (Message(role="system", content=system),) if system else ()
+        self._actor = Actor(ChatState(messages=(*head, *map(_as_message, history))))
+        self._stopped = False
+        events: Subject[Command] = Subject()
+        events.pipe(ops.scan(step, self._actor)).subscribe(self._perform, self._crash)
+        self._mailbox = Mailbox(scheduler or _own_thread(), self._handle(events))
 
     # -- the Observable side -------------------------------------------------------
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[ChatState], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        return self._runner.states.subscribe(observer, scheduler=scheduler)
+        self._mailbox.post(Watch(observer))
+        return Disposable(lambda: self._mailbox.post(Unwatch(observer)))
 
     @property
     def state(self) -> ChatState:
-        """The current state."""
-        return self._runner.states.value
+        """The latest state (as the last subscriber call saw it)."""
+        return self._actor.state
 
     @property
     def messages(self) -> tuple[Message, ...]:
         """The committed history, system prompt first."""
-        return self._runner.states.value.messages
+        return self._actor.state.messages
 
     @property
     def history(self) -> Observable[tuple[Message, ...]]:
         """The committed history now and after every change to it."""
-        return self._runner.states.pipe(
+        return self.pipe(
             ops.map(attrgetter("messages")), ops.distinct_until_changed(comparer=_equal)
         )
 
-    # -- the Observer side and the turn methods -------------------------------------
+    # -- turns ------------------------------------------------------------------------
 
-    def on_next(self, value: Ask) -> None:
-        """Ask a turn: ``value`` is the user's text, or a ``ChatMessage`` (e.g. a tool result).
+    def ask(self, text: AskValue) -> Observable[Message]:
+        """A cold Observable of one turn: each subscription asks `text` as its own turn.
 
-        Raises:
-            SessionError: The session is closed.
-        """
-        self._ask(Turn(_as_message(value)))
+        The subscription gets that turn's deltas and completes when the turn commits,
+        or errors with its error (history unchanged). Disposing it before the turn
+        starts unqueues it (no request is sent); while it runs, cancels it as
+        `cancel()` does. So `ops.retry(n)` asks again after a failure and
+        `ops.take(k)` stops the turn after `k` deltas.
 
-    def send(self, text: Ask) -> Observable[Message]:
-        """Ask a turn now and return its deltas.
+        ```text
+        ask("hi")   subscribe ──▶ queued ──▶ ─d─d─d─|   (the turn committed)
+        ```
 
-        The turn runs whether or not anyone subscribes; every subscriber gets all the
-        deltas from the first. A cancelled turn ends with a ``finish_reason="cancelled"``
-        delta; a failed one with the error.
-
-        Raises:
-            SessionError: The session is closed.
-        """
-        return self._ask(Turn(_as_message(text), deltas=ReplaySubject()))
-
-    def retry(self) -> Observable[Message]:  # type: ignore[override]
-        """Ask the failed turn again; after a successful turn, regenerate its reply.
-
-        A regenerated reply replaces the last one when it completes (if it fails,
-        the old reply stays). This shadows Rx's ``retry`` operator method, which
-        stays available as ``session.pipe(ops.retry(n))``.
+        Args:
+            text: The user's text, or a whole message.
 
         Returns:
-            The deltas of the new attempt, as from :meth:`send`.
-
-        Raises:
-            SessionError: A turn is in progress, or there is nothing to retry.
+            A cold Observable of the turn's deltas.
         """
-        with self._runner.lock:
-            state = self._idle_state("retry()")
-            if state.failed is not None:
-                return self._ask(Turn(state.failed, deltas=ReplaySubject()))
-            start = last_turn_start(state.messages)
-            if start == len(state.messages) or state.messages[start].role != "user":
-                raise SessionError("Nothing to retry: no turn has been asked yet.")
-            return self._ask(Turn(state.messages[start], True, ReplaySubject()))
+        message = _as_message(text)
+
+        def subscribe(
+            observer: abc.ObserverBase[Message], _scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            ask = Ask(message, observer)
+            self._mailbox.post(Asked(ask))
+            return Disposable(lambda: self._withdraw(ask))
+
+        return reactivex.create(subscribe)
+
+    def send(self, text: AskValue) -> Observable[Message]:
+        """Ask a turn now (hot) and return its deltas, replayed to every subscriber.
+
+        The turn runs whether or not anyone subscribes. A cancelled turn ends with a
+        `finish_reason="cancelled"` delta; a failed one with the error.
+
+        Args:
+            text: The user's text, or a whole message.
+
+        Returns:
+            The turn's deltas, from the first, for every subscriber.
+        """
+        return self._hot(_as_message(text))
+
+    def on_next(self, value: AskValue) -> None:
+        """Ask a turn (the Observer side); ignored, with a warning logged, once ended.
+
+        Args:
+            value: The user's text, a `ChatMessage`, or a wire message dict.
+        """
+        if self._stopped:
+            log.warning("ChatSession.on_next after the session ended: ignored.")
+            return
+        self._mailbox.post(Asked(Ask(_as_message(value), _QUIET)))
+
+    def regenerate(self) -> Observable[Message]:
+        """Ask the failed turn again, or replace the last reply with a new one.
+
+        Queued like any turn. A failed turn is asked again exactly as it was asked,
+        so a user message is never committed twice whatever failures came before; a
+        regenerated reply replaces the old one only when it completes.
+
+        Returns:
+            The new attempt's deltas, as from `send`; a `SessionError` if there is no
+            turn to regenerate.
+        """
+        return self._hot(None)
 
     def cancel(self) -> bool:
-        """Abort the turn in flight (its HTTP stream is closed) and keep its partial reply.
+        """Abort the turn in flight, keeping its partial reply (`finish_reason="cancelled"`).
 
-        The reply so far is committed with ``finish_reason="cancelled"``; turns asked
-        after it then run.
+        The turn's socket is closed from the calling thread at once, however busy the
+        subscribers are; a cancel that lands before the request is sent sends none.
 
         Returns:
-            Whether a turn was cancelled.
+            Whether a turn was in flight (as far as this thread could see).
         """
-        return self._runner.cancel()
+        running = self._actor.running
+        if running is not None:
+            running.stream.dispose()
+        self._mailbox.post(Cancel(running))
+        return running is not None
 
     def undo(self) -> None:
         """Remove the last turn (from its user message to the end) from the history.
@@ -181,45 +248,49 @@ class ChatSession(Observable[ChatState], abc.ObserverBase[Ask]):
         Raises:
             SessionError: A turn is in progress, or there is no turn to remove.
         """
-        with self._runner.lock:
-            state = self._idle_state("undo()")
-            if last_turn_start(state.messages) == len(state.messages):
-                raise SessionError("Nothing to undo: the history has no turns.")
-            self._runner.run(TurnUndone())
+        state = self._actor.state
+        if state.status in ("streaming", "tools") or state.queued:
+            raise SessionError("A turn is in progress; wait for it or cancel() before undo().")
+        if last_turn_start(state.messages) == len(state.messages):
+            raise SessionError("Nothing to undo: the history has no turns.")
+        self._mailbox.post(Edit(TurnUndone()))
 
     def reset(self) -> None:
         """Clear the history, keeping the system prompt; turns in progress are dropped.
 
-        The delta streams of dropped turns end with a ``SessionError``.
+        The deltas of dropped turns end with a `SessionError`.
         """
-        with self._runner.lock:
-            self._runner.discard(SessionError("The turn was discarded by reset()."))
-            self._runner.run(SessionReset())
+        self._mailbox.post(Reset())
 
     def set_system(self, text: str | None) -> None:
-        """Replace the system prompt (``None`` removes it), keeping the history.
+        """Replace the system prompt (`None` removes it), keeping the history.
 
-        The next turn is sent with the new prompt; a turn in flight keeps the one it
-        was sent with.
+        The next turn is sent with the new prompt; a turn in flight keeps its own.
         """
-        self._runner.run(SystemChanged(text))
+        self._mailbox.post(Edit(SystemChanged(text)))
 
     def on_error(self, error: Exception) -> None:
-        """The input failed: drop the turns in progress and pass ``error`` on."""
-        self._runner.fail(error)
+        """The input failed: drop the turns in progress and end with `error`."""
+        self._stop(InputFailed(error))
 
     def on_completed(self) -> None:
         """No more asks: complete once the turns already asked are done."""
-        self._runner.complete_when_idle()
+        if not self._stopped:
+            self._stopped = True
+            self._mailbox.post(InputCompleted())
 
     def close(self) -> None:
         """Cancel the turn in flight (keeping its partial reply), drop the rest, complete."""
-        self._runner.close()
+        self._stop(Closed())
+
+    def dispose(self) -> None:
+        """Cancel the turn in flight, drop the rest, and release every subscriber."""
+        self._stop(Disposed())
 
     # -- persistence ------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the history, model, params and context window to ``path`` atomically.
+        """Write the history, model, params and context window to `path` atomically.
 
         Raises:
             SessionFileError: It could not be written; an existing file is unchanged.
@@ -229,18 +300,18 @@ class ChatSession(Observable[ChatState], abc.ObserverBase[Ask]):
 
     @classmethod
     def load(
-        cls,
-        path: str | os.PathLike[str],
-        client: ChatClient | None = None,
-        **options: Any,
+        cls, path: str | os.PathLike[str], client: ChatClient | None = None, **options: Any
     ) -> ChatSession:
-        """A session restored from a file written by :meth:`save`.
+        """A session restored from a file written by `save`.
 
         Args:
             path: The file.
             client: Where the restored session's requests go.
-            **options: Other ``ChatSession`` arguments; ``model``, ``params`` and
-                ``context_window`` default to the saved ones.
+            **options: Other `ChatSession` arguments; `model`, `params` and
+                `context_window` default to the saved ones.
+
+        Returns:
+            The restored session.
 
         Raises:
             SessionFileError: The file is missing, corrupt, or of an unknown version.
@@ -249,23 +320,72 @@ class ChatSession(Observable[ChatState], abc.ObserverBase[Ask]):
         options.setdefault("model", saved.model)
         options.setdefault("params", saved.params)
         options.setdefault("context_window", saved.context_window)
-        session = cls(client, **options)
-        session._runner.run(Restored(saved.messages))
-        return session
+        return cls(client, history=saved.messages, **options)
 
-    # -- helpers ------------------------------------------------------------------------
+    # -- the actor's effects (on the session's scheduler) ------------------------------
 
-    def _idle_state(self, what: str) -> ChatState:
-        if self._runner.busy:
-            raise SessionError(f"A turn is in progress; wait for it or cancel() before {what}.")
-        return self._runner.states.value
+    def _handle(self, events: Subject[Command]) -> Callable[[Command | Callable[[], None]], None]:
+        def handle(item: Command | Callable[[], None]) -> None:
+            if callable(item):
+                item()
+            else:
+                events.on_next(item)
 
-    def _ask(self, turn: Turn) -> Observable[Message]:
-        self._runner.ask(turn)
-        return cast(Observable[Message], turn.deltas)
+        return handle
 
-    def _start_stream(self, state: ChatState) -> Observable[Message]:
-        """Call ``complete`` for the turn that just started in ``state``."""
+    def _perform(self, actor: Actor) -> None:
+        audience = self._actor.watchers
+        changed = actor.state is not self._actor.state
+        self._actor = actor
+        if changed:
+            for watcher in audience:
+                _call(watcher.on_next, actor.state)
+        for effect in actor.effects:
+            self._effect(effect)
+
+    def _effect(self, effect: Any) -> None:
+        if isinstance(effect, Deliver):
+            _call(effect.ask.observer.on_next, effect.delta)
+        elif isinstance(effect, End):
+            if effect.error is None:
+                _call(effect.ask.observer.on_completed)
+            else:
+                _call(effect.ask.observer.on_error, effect.error)
+        elif isinstance(effect, Open):
+            self._mailbox.post(effect)
+        elif isinstance(effect, Connect):
+            self._connect(effect.ask)
+        elif isinstance(effect, Shut):
+            effect.ask.stream.dispose()
+        elif isinstance(effect, Greet):
+            _call(effect.observer.on_next, self._actor.state)
+        elif isinstance(effect, Finish):
+            for observer in effect.observers:
+                if effect.error is None:
+                    _call(observer.on_completed)
+                else:
+                    _call(observer.on_error, effect.error)
+
+    def _connect(self, ask: Ask) -> None:
+        """Subscribe the stream of the turn that just started."""
+        if ask.stream.is_disposed:  # cancelled from another thread: its Cancel follows
+            return
+        state, post = self._actor.state, self._mailbox.post
+        turn = state.turn
+        try:
+            stream = self._complete(
+                self._request(state), client=self.client, scheduler=self._stream_scheduler
+            )
+            ask.stream.disposable = stream.subscribe(
+                lambda delta: post(Streamed(ask, DeltaReceived(turn, delta))),
+                lambda error: post(Streamed(ask, TurnFailed(turn, error))),
+                lambda: post(Streamed(ask, TurnCompleted(turn))),
+                scheduler=self._stream_scheduler,
+            )
+        except Exception as exc:  # building or subscribing the stream failed
+            post(Streamed(ask, TurnFailed(turn, exc)))
+
+    def _request(self, state: ChatState) -> ChatCompletionParams:
         assert state.pending is not None
         body = dict(self.params)
         if self.model is not None:
@@ -274,11 +394,46 @@ class ChatSession(Observable[ChatState], abc.ObserverBase[Ask]):
             state.context, state.pending,
             context_window=self.context_window, count_tokens=self._count_tokens,
         )
-        params = cast(ChatCompletionParams, body)
-        return self._complete(params, client=self.client, scheduler=self._scheduler)
+        return cast(ChatCompletionParams, body)
+
+    def _crash(self, error: Exception) -> None:  # pragma: no cover - a bug in step()
+        log.critical("rxchat: the session's reducer failed", exc_info=error)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _hot(self, message: Message | None) -> Observable[Message]:
+        replay = Replay(self._mailbox.post)
+        self._mailbox.post(Asked(Ask(message, replay)))
+        return replay.observable
+
+    def _withdraw(self, ask: Ask) -> None:
+        ask.stream.dispose()  # closes the socket now if the turn runs
+        self._mailbox.post(Withdrawn(ask))
+
+    def _stop(self, command: Command) -> None:
+        self._stopped = True
+        running = self._actor.running
+        if running is not None:
+            running.stream.dispose()
+        self._mailbox.post(command)
 
 
-def _as_message(value: Ask) -> Message:
+def _own_thread() -> EventLoopScheduler:
+    def thread(target: Callable[[], None]) -> threading.Thread:
+        return threading.Thread(target=target, name="rxchat-session", daemon=True)
+
+    return EventLoopScheduler(thread_factory=thread, exit_if_empty=True)
+
+
+def _call(function: Callable[..., None], *args: Any) -> None:
+    """Call a subscriber; its exception is logged, never raised into the session."""
+    try:
+        function(*args)
+    except Exception:
+        log.exception("A ChatSession subscriber raised; the session goes on.")
+
+
+def _as_message(value: AskValue) -> Message:
     if isinstance(value, Message):
         return value
     if isinstance(value, ChatMessage):
@@ -288,7 +443,9 @@ def _as_message(value: Ask) -> Message:
         )
     if isinstance(value, str):
         return Message(role="user", content=value)
-    raise TypeError(f"ChatSession asks are str or ChatMessage, not {type(value).__name__}")
+    if isinstance(value, Mapping):
+        return Message.from_dict({"role": "user", **value})
+    raise TypeError(f"ChatSession asks are str, ChatMessage or dict, not {type(value).__name__}")
 
 
 def _equal(left: object, right: object) -> bool:

@@ -1,255 +1,385 @@
-"""The turn runner behind ChatSession: the scan of turn events, and one turn at a time.
+"""The session's actor as a pure function: commands in, the next `Actor` out.
 
-::
+`ChatSession` folds every command (an ask, a cancel, a delta from a turn's stream, a
+new subscriber, ...) through `step` in a `scan`, one at a time on its serial scheduler.
+`step` never calls anything outside this module and `rxchat._history`: what must
+happen in the world (subscribe a stream, close one, hand a delta to an `ask()`
+subscriber) is listed in `Actor.effects`, and the session performs those after the
+state has been published. So the whole turn protocol is testable as plain values.
 
-    ask(turn) ──▶ waiting ──▶ TurnStarted ──▶ start_stream(state).subscribe(...)
-                                  │                  │ deltas, completion, error
-                                  ▼                  ▼
-    inbox of events ──scan(apply_event, seed)──▶ states (BehaviorSubject)
-                                  │
-                                  └──▶ the turn's ReplaySubject (send()'s deltas)
+```text
+Asked ─▶ waiting ─▶ TurnStarted ─▶ Open (posted back) ─▶ Connect: subscribe the stream
+                         │                                 │ Streamed(delta/done/error)
+Cancel / Withdrawn ──────┴──▶ TurnCancelled, Close stream ◀┘
+```
 
-The history lives only in the scan; the runner holds just the scheduling beside it
-(waiting turns, the turn in flight, its subscription). Events are applied one at a
-time under a lock, so states go out in order and never concurrently, from whichever
-thread delivered the event. An event raised while one is being applied on the same
-thread (a subscriber asking a turn, a stream emitting synchronously on subscribe) is
-queued and applied right after, so no thread and no blocking is needed: with a
-``TestScheduler`` everything runs in virtual time.
+`Open` travels once more through the mailbox before the stream is subscribed, so a
+`cancel()` issued by a subscriber that saw the turn start is folded first, and no
+request is sent at all.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
-from reactivex import Observable, abc
-from reactivex import operators as ops
-from reactivex.subject import BehaviorSubject, ReplaySubject, Subject
+from reactivex import abc
+from reactivex.disposable import SingleAssignmentDisposable
 
 from ._history import (
     ChatState,
     DeltaReceived,
+    SessionReset,
     TurnCancelled,
     TurnCompleted,
     TurnEvent,
     TurnFailed,
     TurnStarted,
     apply_event,
+    last_turn_start,
 )
 from ._models import Message
 from .errors import SessionError
 
-log = logging.getLogger("rxchat")
+__all__ = [
+    "Actor", "Ask", "Asked", "Cancel", "Closed", "Command", "Connect", "Deliver", "Disposed",
+    "Edit", "End", "Finish", "Greet", "InputCompleted", "InputFailed", "Open", "Reset",
+    "Shut", "Streamed", "Unwatch", "Watch", "Withdrawn", "step",
+]
 
-__all__ = ["Turn", "TurnRunner"]
+Phase = Literal["open", "closing", "closed"]
+
+
+@dataclass(frozen=True, eq=False)
+class Ask:
+    """One asked turn: its message (None: regenerate), who gets its deltas, its stream.
+
+    `stream` is the only part touched from other threads: disposing it closes the
+    turn's socket at once, and a stream subscribed after that is closed at once.
+    """
+
+    message: Message | None
+    observer: abc.ObserverBase[Message]
+    stream: SingleAssignmentDisposable = field(default_factory=SingleAssignmentDisposable)
+
+    @property
+    def regenerate(self) -> bool:
+        """Whether this ask regenerates the last turn (or asks the failed one again)."""
+        return self.message is None
+
+
+# -- commands ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Turn:
-    """A turn asked: its message, and where its deltas are replayed (if anyone asked)."""
+class Asked:
+    """A turn was asked (by `on_next`, `send`, `ask` or `regenerate`)."""
 
-    message: Message
-    regenerate: bool = False
-    deltas: ReplaySubject[Message] | None = None
+    ask: Ask
 
 
-class TurnRunner:
-    """Folds turn events into states and runs the asked turns in order.
+@dataclass(frozen=True)
+class Withdrawn:
+    """The `ask()` subscription was disposed: unqueue the turn, or cancel it."""
 
-    Args:
-        seed: The first state.
-        start_stream: Builds the stream of deltas for a state whose turn just started.
-        scheduler: Passed to ``subscribe`` of each turn's stream.
+    ask: Ask
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """`cancel()`: cancel `ask` if it still runs; None cancels whatever runs."""
+
+    ask: Ask | None
+
+
+@dataclass(frozen=True)
+class Open:
+    """The turn of `ask` started and nothing cancelled it since: subscribe its stream."""
+
+    ask: Ask
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What the stream of `ask` emitted."""
+
+    ask: Ask
+    event: DeltaReceived | TurnCompleted | TurnFailed
+
+
+@dataclass(frozen=True)
+class Edit:
+    """An edit of the history (undo, system prompt, restore) applied as it is."""
+
+    event: TurnEvent
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Clear the history (keeping the system prompt) and drop every turn."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A state subscriber arrived."""
+
+    observer: abc.ObserverBase[ChatState]
+
+
+@dataclass(frozen=True)
+class Unwatch:
+    """A state subscriber left."""
+
+    observer: abc.ObserverBase[ChatState]
+
+
+@dataclass(frozen=True)
+class InputCompleted:
+    """`on_completed()`: finish the asked turns, then complete."""
+
+
+@dataclass(frozen=True)
+class InputFailed:
+    """`on_error(error)`: drop every turn and end with `error`."""
+
+    error: Exception
+
+
+@dataclass(frozen=True)
+class Closed:
+    """`close()`: cancel the turn in flight, drop the rest, complete."""
+
+
+@dataclass(frozen=True)
+class Disposed:
+    """`dispose()`: cancel the turn in flight, drop the rest, release the subscribers."""
+
+
+Command = (
+    Asked | Withdrawn | Cancel | Open | Streamed | Edit | Reset | Watch | Unwatch
+    | InputCompleted | InputFailed | Closed | Disposed
+)
+
+# -- effects -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Subscribe the stream of `ask`, built from the state its turn started in."""
+
+    ask: Ask
+
+
+@dataclass(frozen=True)
+class Shut:
+    """Close the stream of `ask` (if it is still open)."""
+
+    ask: Ask
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Hand `delta` to the observer of `ask`."""
+
+    ask: Ask
+    delta: Message
+
+
+@dataclass(frozen=True)
+class End:
+    """The turn of `ask` is over: complete its observer, or error it with `error`."""
+
+    ask: Ask
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class Greet:
+    """Give a new state subscriber the current state."""
+
+    observer: abc.ObserverBase[ChatState]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """End `observers`: completed, or with `error`."""
+
+    observers: tuple[abc.ObserverBase[ChatState], ...]
+    error: Exception | None = None
+
+
+Effect = Open | Connect | Shut | Deliver | End | Greet | Finish
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Everything the session knows: the conversation and the turn queue around it.
+
+    Attributes:
+        state: The conversation, as subscribers see it.
+        running: The ask whose turn is in flight, or None.
+        waiting: Asks queued behind it, in order.
+        watchers: The state subscribers.
+        phase: `"open"`; `"closing"` after `on_completed()` until the queue drains;
+            `"closed"` after that, an error, `close()` or `dispose()`.
+        effects: What the last command asks the session to do, in order.
     """
 
-    def __init__(
-        self,
-        seed: ChatState,
-        start_stream: Callable[[ChatState], Observable[Message]],
-        scheduler: abc.SchedulerBase | None,
-    ) -> None:
-        self._start_stream, self._scheduler = start_stream, scheduler
-        self._events: Subject[TurnEvent] = Subject()
-        self.states = BehaviorSubject(seed)
-        self._events.pipe(
-            ops.scan(apply_event, seed), ops.distinct_until_changed(comparer=_same)
-        ).subscribe(self.states)
-        self.lock = threading.RLock()
-        self._inbox: deque[TurnEvent] = deque()
-        self._dispatching = False
-        self._waiting: deque[Turn] = deque()
-        self._running: Turn | None = None
-        self._stream: abc.DisposableBase | None = None
-        self._closing = self._closed = False
-
-    @property
-    def busy(self) -> bool:
-        """Whether a turn is streaming or waiting."""
-        return self.states.value.status == "streaming" or bool(self._waiting)
-
-    def ask(self, turn: Turn) -> None:
-        """Queue a turn; it starts when the ones asked before it are done.
-
-        Raises:
-            SessionError: The session is closed.
-        """
-        with self.lock:
-            if self._closing or self._closed:
-                raise SessionError("The session is closed; start a new ChatSession.")
-            self._waiting.append(turn)
-            self.run(None)
-
-    def cancel(self) -> bool:
-        """Dispose the stream in flight and commit its partial reply; False if none."""
-        with self.lock:
-            state = self.states.value
-            if state.status != "streaming":
-                return False
-            self._drop_stream()
-            self.run(TurnCancelled(state.turn))
-            return True
-
-    def discard(self, error: Exception, *, running: bool = True) -> None:
-        """Drop the waiting turns and (if ``running``) the one in flight, uncommitted.
-
-        Their delta streams end with ``error``; the state is left to the caller's event.
-        """
-        with self.lock:
-            turns = list(self._waiting)
-            self._waiting.clear()
-            if running and self._running is not None:
-                self._drop_stream()
-                turns.insert(0, self._running)
-                self._running = None
-        for turn in turns:
-            if turn.deltas is not None:
-                turn.deltas.on_error(error)
-
-    def close(self) -> None:
-        """Drop the waiting turns, cancel the one in flight, and complete the states."""
-        with self.lock:
-            self._closing = True
-            self.discard(SessionError("The turn was discarded: the session closed."),
-                         running=False)
-            self.cancel()
-            self.run(None)
-
-    def complete_when_idle(self) -> None:
-        """Complete the states once the turns already asked are done; refuse new ones."""
-        with self.lock:
-            self._closing = True
-            self.run(None)
-
-    def fail(self, error: Exception) -> None:
-        """End the states with ``error`` now, dropping every turn."""
-        with self.lock:
-            self.discard(error)
-            self._closed = True
-        self.states.on_error(error)
-
-    def run(self, event: TurnEvent | None) -> None:
-        """Apply ``event`` (if any) and whatever follows from it, one event at a time.
-
-        An exception raised by a subscriber does not stop the session: the remaining
-        events are applied, then the first such exception is re-raised to the caller.
-        """
-        with self.lock:
-            if event is not None:
-                self._inbox.append(event)
-            if self._dispatching:
-                return
-            self._dispatching = True
-            failure: Exception | None = None
-            try:
-                while self._inbox or self._start_next():
-                    try:
-                        self._apply(self._inbox.popleft())
-                    except Exception as exc:
-                        failure = failure or exc
-            finally:
-                self._dispatching = False
-            if failure is not None:
-                raise failure
-
-    def _start_next(self) -> bool:
-        """Queue the start of the next waiting turn if none runs; complete if closing."""
-        if self.states.value.status == "streaming" or self._running or self._closed:
-            return False
-        if self._waiting:
-            self._running = turn = self._waiting.popleft()
-            self._inbox.append(TurnStarted(turn.message, turn.regenerate))
-            return True
-        if self._closing:
-            self._closed = True
-            self.states.on_completed()
-        return False
-
-    def _apply(self, event: TurnEvent) -> None:
-        before = self.states.value
-        try:
-            self._events.on_next(event)
-        finally:
-            if self._running is not None and self.states.value is not before:
-                self._follow(self._running, event)
-            elif isinstance(event, TurnStarted) and self._running is not None:
-                self._finish(self._running, SessionError("There is no turn to retry."))
-
-    def _follow(self, turn: Turn, event: TurnEvent) -> None:
-        """Do what an applied event means for the turn in flight."""
-        if isinstance(event, TurnStarted):
-            self._subscribe(self.states.value)
-        elif isinstance(event, DeltaReceived):
-            if turn.deltas is not None:
-                turn.deltas.on_next(event.delta)
-        elif isinstance(event, TurnFailed):
-            self._finish(turn, event.error)
-        else:
-            if isinstance(event, TurnCancelled) and turn.deltas is not None:
-                turn.deltas.on_next(Message(finish_reason="cancelled"))
-            self._finish(turn, None)
-
-    def _finish(self, turn: Turn, error: Exception | None) -> None:
-        self._running, self._stream = None, None
-        if turn.deltas is None:
-            return
-        if error is None:
-            turn.deltas.on_completed()
-        else:
-            turn.deltas.on_error(error)
-
-    def _subscribe(self, state: ChatState) -> None:
-        """Subscribe to the stream of the turn that just started."""
-        number = state.turn
-        try:
-            self._stream = self._start_stream(state).subscribe(
-                lambda delta: self._deliver(DeltaReceived(number, delta)),
-                lambda error: self._deliver(TurnFailed(number, error)),
-                lambda: self._deliver(TurnCompleted(number)),
-                scheduler=self._scheduler,
-            )
-        except Exception as exc:  # building or subscribing the stream failed
-            self._inbox.append(TurnFailed(number, exc))
-
-    def _deliver(self, event: TurnEvent) -> None:
-        """Apply an event from the turn's stream; a subscriber's exception is logged.
-
-        It must not travel back into the stream: that would end the turn with the
-        subscriber's bug as if the provider had failed, and lose the reply.
-        """
-        try:
-            self.run(event)
-        except Exception:
-            log.exception("A ChatSession subscriber raised; the turn goes on.")
-
-    def _drop_stream(self) -> None:
-        if self._stream is not None:
-            self._stream.dispose()
-            self._stream = None
+    state: ChatState
+    running: Ask | None = None
+    waiting: tuple[Ask, ...] = ()
+    watchers: tuple[abc.ObserverBase[ChatState], ...] = ()
+    phase: Phase = "open"
+    effects: tuple[Effect, ...] = ()
 
 
-def _same(left: object, right: object) -> bool:
-    return left is right
+def step(actor: Actor, command: Command) -> Actor:
+    """The actor after one command (pure: the inputs are unchanged).
+
+    Args:
+        actor: The actor before; its `effects` are those of the previous command.
+        command: What happened.
+
+    Returns:
+        The next actor, whose `effects` say what to do about `command`.
+    """
+    if isinstance(command, Streamed):
+        return _streamed(actor, command)
+    actor = replace(actor, effects=())
+    if isinstance(command, Asked):
+        if actor.phase != "open":
+            return _with(actor, End(command.ask, SessionError(_CLOSED)))
+        return _start_next(_queue(actor, (*actor.waiting, command.ask)))
+    if isinstance(command, (Withdrawn, Cancel)):
+        return _cancel(actor, command)
+    if isinstance(command, Open):
+        if actor.running is command.ask and actor.state.status == "streaming":
+            return _with(actor, Connect(command.ask))
+        return actor
+    return _control(actor, command)
+
+
+def _streamed(actor: Actor, command: Streamed) -> Actor:
+    ask, event = command.ask, command.event
+    if ask is not actor.running:
+        return replace(actor, effects=())
+    state = apply_event(actor.state, event)
+    if isinstance(event, DeltaReceived):
+        return Actor(state, ask, actor.waiting, actor.watchers, actor.phase,
+                     (Deliver(ask, event.delta),))
+    error = event.error if isinstance(event, TurnFailed) else None
+    return _start_next(Actor(state, None, actor.waiting, actor.watchers, actor.phase,
+                             (End(ask, error),)))
+
+
+def _cancel(actor: Actor, command: Withdrawn | Cancel) -> Actor:
+    ask = command.ask
+    if isinstance(command, Cancel) and ask is None:
+        ask = actor.running
+    if ask is None:
+        return actor
+    if ask is not actor.running:  # withdrawn before it started: no request is sent
+        return _queue(actor, tuple(a for a in actor.waiting if a is not ask))
+    state = apply_event(actor.state, TurnCancelled(actor.state.turn))
+    ended = replace(actor, state=state, running=None,
+                    effects=(Shut(ask), Deliver(ask, _CANCELLED), End(ask)))
+    return _start_next(ended)
+
+
+def _control(actor: Actor, command: Command) -> Actor:
+    if isinstance(command, Edit):
+        return replace(actor, state=apply_event(actor.state, command.event))
+    if isinstance(command, Reset):
+        dropped = _drop(actor, SessionError("The turn was discarded by reset()."))
+        return replace(dropped, state=apply_event(dropped.state, SessionReset()))
+    if isinstance(command, Watch):
+        if actor.phase == "closed":
+            return _with(actor, Finish((command.observer,)))
+        return replace(actor, watchers=(*actor.watchers, command.observer),
+                       effects=(Greet(command.observer),))
+    if isinstance(command, Unwatch):
+        return replace(actor, watchers=tuple(w for w in actor.watchers
+                                             if w is not command.observer))
+    if actor.phase == "closed":
+        return actor
+    if isinstance(command, InputCompleted):
+        return _start_next(replace(actor, phase="closing"))
+    if isinstance(command, InputFailed):
+        dropped = _drop(actor, command.error)
+        return replace(dropped, phase="closed", watchers=(),
+                       effects=(*dropped.effects, Finish(actor.watchers, command.error)))
+    # Closed, Disposed: the turn in flight keeps its partial reply
+    cancelled = _cancel(replace(actor, phase="closed"), Cancel(None))
+    dropped = _drop(cancelled, SessionError(_CLOSED))
+    finish = (Finish(actor.watchers),) if isinstance(command, Closed) else ()
+    return replace(dropped, watchers=(), effects=(*dropped.effects, *finish))
+
+
+def _start_next(actor: Actor) -> Actor:
+    """Start the first waiting turn if none runs; finish a closing actor that is done."""
+    while actor.running is None and actor.waiting:
+        ask, rest = actor.waiting[0], actor.waiting[1:]
+        if ask.stream.is_disposed:  # its subscriber left before it started: skip it
+            actor = _queue(actor, rest)
+            continue
+        started = _started(actor.state, ask)
+        if started is None:
+            actor = _with(_queue(actor, rest), End(ask, SessionError(_NOTHING)))
+            continue
+        state = replace(apply_event(actor.state, started), queued=_messages(rest))
+        return replace(actor, state=state, running=ask, waiting=rest,
+                       effects=(*actor.effects, Open(ask)))
+    if actor.phase == "closing" and actor.running is None:
+        return replace(actor, phase="closed", watchers=(),
+                       effects=(*actor.effects, Finish(actor.watchers)))
+    return actor
+
+
+def _started(state: ChatState, ask: Ask) -> TurnStarted | None:
+    """The `TurnStarted` of `ask` in `state`, or None when there is nothing to regenerate.
+
+    A failed turn is asked again as it was asked (a failed regeneration regenerates
+    again), so no sequence of failures and regenerations commits a message twice.
+    """
+    if ask.message is not None:
+        return TurnStarted(ask.message)
+    if state.status == "error" and state.failed is not None:
+        return TurnStarted(state.failed, state.regenerating)
+    start = last_turn_start(state.messages)
+    if start == len(state.messages) or state.messages[start].role != "user":
+        return None
+    return TurnStarted(state.messages[start], True)
+
+
+def _drop(actor: Actor, error: Exception) -> Actor:
+    """Drop the turn in flight (uncommitted, its stream closed) and the waiting ones."""
+    effects: list[Effect] = list(actor.effects)
+    if actor.running is not None:
+        effects += [Shut(actor.running), End(actor.running, error)]
+    effects += [End(ask, error) for ask in actor.waiting]
+    state = actor.state
+    if state.status == "streaming":
+        state = ChatState(state.messages, turn=state.turn)
+    return replace(actor, state=replace(state, queued=()), running=None, waiting=(),
+                   effects=tuple(effects))
+
+
+def _queue(actor: Actor, waiting: tuple[Ask, ...]) -> Actor:
+    state = actor.state
+    queued = _messages(waiting)
+    if queued != state.queued:
+        state = replace(state, queued=queued, delta=None)
+    return replace(actor, state=state, waiting=waiting)
+
+
+def _messages(asks: tuple[Ask, ...]) -> tuple[Message, ...]:
+    return tuple(a.message for a in asks if a.message is not None)
+
+
+def _with(actor: Actor, effect: Effect) -> Actor:
+    return replace(actor, effects=(*actor.effects, effect))
+
+
+_CANCELLED = Message(finish_reason="cancelled")
+_CLOSED = "The session is closed; start a new ChatSession."
+_NOTHING = "Nothing to regenerate: no turn has been asked yet."

@@ -96,17 +96,25 @@ def test_undo_reset_and_restore_edit_the_history() -> None:
     assert apply_event(two, SessionReset()).turn == two.turn
 
 
-def test_partial_is_joined_once_per_state_from_shared_pieces() -> None:
+def test_partial_is_merged_once_per_state_from_one_shared_log() -> None:
     state = apply_event(ChatState(), TurnStarted(HI))
     states = []
     for n in range(1000):
         state = apply_event(state, DeltaReceived(1, Message(content=str(n % 10))))
         states.append(state)
-    assert states[-1].pieces is not None and states[-1].pieces.count == 1000
-    assert states[-1].pieces.previous is states[-2].pieces  # shared, not copied
+    assert states[-1].reply is states[0].reply and states[-1].count == 1000  # shared
     assert states[-1].partial is states[-1].partial  # cached
-    assert states[9].partial == Message(content="0123456789")
+    assert states[9].partial == Message(content="0123456789")  # an older state, read late
     assert states[-1].delta == Message(content="9")
+
+
+def test_a_state_folded_twice_does_not_see_the_other_branch() -> None:
+    start = apply_event(apply_event(ChatState(), TurnStarted(HI)),
+                        DeltaReceived(1, Message(content="a")))
+    left = apply_event(start, DeltaReceived(1, Message(content="b")))
+    right = apply_event(start, DeltaReceived(1, Message(content="c")))
+    assert left.partial == Message(content="ab") and right.partial == Message(content="ac")
+    assert start.partial == Message(content="a")
 
 
 def test_turn_boundaries() -> None:

@@ -11,7 +11,6 @@ import pytest
 from reactivex.testing import ReactiveTest, TestScheduler
 
 from rxchat import ChatSession, FunctionCall, Message, ToolCall, Usage
-from rxchat._history import Restored
 from rxchat.errors import ConfigurationError, RxChatError, SessionError, SessionFileError
 from rxchat.testing import ScriptedCompletion
 
@@ -26,9 +25,8 @@ HISTORY = (
 
 
 def saved_session(**options: Any) -> ChatSession:
-    session = ChatSession(model="m", params={"temperature": 0.2}, context_window=999, **options)
-    session._runner.run(Restored(HISTORY))
-    return session
+    return ChatSession(model="m", params={"temperature": 0.2}, context_window=999,
+                       history=HISTORY, **options)
 
 
 def test_a_saved_session_loads_back_whole(tmp_path: Path) -> None:

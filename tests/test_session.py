@@ -133,7 +133,7 @@ def test_each_streaming_state_carries_its_delta() -> None:
     assert deltas == ["a", "b", None]
 
 
-def test_a_failed_turn_leaves_history_unchanged_and_retry_asks_it_again() -> None:
+def test_a_failed_turn_leaves_history_unchanged_and_regenerate_asks_it_again() -> None:
     scheduler = TestScheduler()
     broken = StreamInterrupted("cut off")
     failing = scheduler.create_cold_observable(
@@ -145,7 +145,7 @@ def test_a_failed_turn_leaves_history_unchanged_and_retry_asks_it_again() -> Non
     at(scheduler, 100, lambda: session.on_next("first"))
     at(scheduler, 200, lambda: session.on_next("second"))
     at(scheduler, 250, lambda: states.append(session.state))
-    at(scheduler, 300, session.retry)
+    at(scheduler, 300, session.regenerate)
     scheduler.start()
 
     failed = states[0]
@@ -173,10 +173,12 @@ def test_send_replays_the_turns_deltas_and_its_end() -> None:
 
     late = scheduler.create_observer()
     ok.pipe(ops.map(content_of)).subscribe(late)
-    assert late.messages == [on_next(scheduler.clock, "He"), on_next(scheduler.clock, "llo"),
-                             on_next(scheduler.clock, None), on_completed(scheduler.clock)]
     errors: list[Exception] = []
     bad.subscribe(on_error=errors.append)
+    now = scheduler.clock
+    scheduler.advance_by(1)
+    assert late.messages == [on_next(now, "He"), on_next(now, "llo"),
+                             on_next(now, None), on_completed(now)]
     assert [type(e) for e in errors] == [StreamInterrupted]
 
 
@@ -185,70 +187,96 @@ def test_cancel_disposes_the_stream_and_keeps_the_partial_reply() -> None:
     slow = reply(scheduler, "Once", " upon", " a time")
     complete = ScriptedCompletion(slow, reply(scheduler, "next"))
     session = ChatSession(complete=complete, scheduler=scheduler)
-    at(scheduler, 100, lambda: deltas.append(session.send("story")))
+    got: list[Message] = []
+    at(scheduler, 100, lambda: session.send("story").subscribe(got.append))
     at(scheduler, 105, lambda: session.on_next("then"))
     at(scheduler, 125, lambda: cancelled.append(session.cancel()))
-    deltas: list[Observable[Message]] = []
+    at(scheduler, 126, lambda: cancelled.append(session.cancel()))
     cancelled: list[bool] = []
     scheduler.start()
 
     assert slow.subscriptions == [subscribe(100, 125)]
-    assert cancelled == [True] and session.cancel() is False
+    assert cancelled == [True, True]  # the second cancel hit "then", at its start
     story = session.messages[1]
     assert (story.content, story.finish_reason) == ("Once upon", "cancelled")
-    assert sent(complete.calls[1])[-2:] == [("assistant", "Once upon"), ("user", "then")]
-    got: list[Message] = []
-    deltas[0].subscribe(got.append)
+    assert sent(complete.calls[0]) == [("user", "story")] and len(complete.calls) == 2
     assert [m.finish_reason for m in got] == [None, None, "cancelled"]
 
 
-def test_cancel_before_any_delta_commits_an_empty_reply() -> None:
+def test_a_cancel_folded_before_the_stream_opens_sends_nothing() -> None:
     scheduler = TestScheduler()
-    session = ChatSession(complete=ScriptedCompletion(reply(scheduler, "late")),
-                          scheduler=scheduler)
+    complete = ScriptedCompletion(reply(scheduler, "late"))
+    session = ChatSession(complete=complete, scheduler=scheduler)
     session.on_next("hi")
-    assert session.cancel() is True
+    session.cancel()  # nothing runs yet as this thread sees it: cancels what runs then
+    scheduler.advance_by(1)
+    assert complete.calls == []
     assert texts(session.messages) == [("user", "hi"), ("assistant", "")]
+    assert session.messages[1].finish_reason == "cancelled"
 
 
-def test_retry_after_success_regenerates_the_last_reply() -> None:
+def test_a_subscriber_cancelling_the_turn_it_sees_start_sends_no_request() -> None:
+    scheduler = TestScheduler()
+    complete = ScriptedCompletion(reply(scheduler, "late"))
+    session = ChatSession(complete=complete, scheduler=scheduler)
+    session.pipe(ops.filter(lambda s: s.status == "streaming")).subscribe(
+        lambda _s: session.cancel()
+    )
+    session.on_next("hi")
+    scheduler.advance_by(5)
+    assert complete.calls == [] and session.state.status == "idle"
+
+
+def test_regenerate_after_success_replaces_the_last_reply() -> None:
     scheduler = TestScheduler()
     complete = ScriptedCompletion(reply(scheduler, "one"), reply(scheduler, "two"))
     session = ChatSession(system="S", complete=complete, scheduler=scheduler)
     session.on_next("hi")
     scheduler.advance_to(100)
-    session.retry()
+    session.regenerate()
     scheduler.start()
 
     assert sent(complete.calls[1]) == [("system", "S"), ("user", "hi")]
     assert texts(session.messages) == [("system", "S"), ("user", "hi"), ("assistant", "two")]
 
 
-def test_a_failed_regeneration_keeps_the_old_reply() -> None:
+def test_a_failed_regeneration_keeps_the_old_reply_and_regenerates_again() -> None:
     scheduler = TestScheduler()
     failing = scheduler.create_cold_observable(on_error(10, StreamInterrupted("x")))
-    session = ChatSession(
-        complete=ScriptedCompletion(reply(scheduler, "one"), failing), scheduler=scheduler
-    )
+    also = scheduler.create_cold_observable(on_error(10, StreamInterrupted("y")))
+    complete = ScriptedCompletion(reply(scheduler, "one"), failing, also, reply(scheduler, "3"))
+    session = ChatSession(complete=complete, scheduler=scheduler)
     session.on_next("hi")
     scheduler.advance_to(100)
-    session.retry()
-    scheduler.start()
+    session.regenerate()
+    scheduler.advance_to(200)
     assert texts(session.messages) == [("user", "hi"), ("assistant", "one")]
     assert session.state.status == "error"
+    session.regenerate()
+    scheduler.advance_to(300)
+    session.regenerate()
+    scheduler.start()
+    assert [sent(c) for c in complete.calls[1:]] == [[("user", "hi")]] * 3
+    assert texts(session.messages) == [("user", "hi"), ("assistant", "3")]
 
 
-def test_retry_undo_and_reset_refuse_what_they_cannot_do() -> None:
+def test_regenerate_undo_and_reset_refuse_what_they_cannot_do() -> None:
     scheduler = TestScheduler()
     session = ChatSession(system="S", complete=ScriptedCompletion(reply(scheduler, "a")),
                           scheduler=scheduler)
-    for method in (session.retry, session.undo):
-        with pytest.raises(SessionError, match="Nothing"):
-            method()
+    errors: list[Exception] = []
+    session.regenerate().subscribe(on_error=errors.append)
+    with pytest.raises(SessionError, match="Nothing to undo"):
+        session.undo()
     session.on_next("hi")
-    for method in (session.retry, session.undo):
-        with pytest.raises(SessionError, match="in progress"):
-            method()
+    scheduler.advance_by(1)
+    with pytest.raises(SessionError, match="in progress"):
+        session.undo()
+    scheduler.start()
+    assert [str(e) for e in errors] == [
+        "Nothing to regenerate: no turn has been asked yet."
+    ]
+    assert not hasattr(ChatSession, "retry") or ChatSession.retry is Observable.retry
 
 
 def test_undo_removes_the_last_turn_and_reset_keeps_the_system_prompt() -> None:
@@ -259,11 +287,13 @@ def test_undo_removes_the_last_turn_and_reset_keeps_the_system_prompt() -> None:
         session.on_next(text)
         scheduler.advance_by(50)
     session.undo()
+    scheduler.advance_by(1)
     assert texts(session.messages) == [("system", "S"), ("user", "1"), ("assistant", "a")]
     session.on_next("3")
     scheduler.advance_by(50)
     assert sent(complete.calls[2])[-2:] == [("assistant", "a"), ("user", "3")]
     session.reset()
+    scheduler.advance_by(1)
     assert texts(session.messages) == [("system", "S")]
 
 
@@ -274,13 +304,16 @@ def test_set_system_replaces_the_prompt_and_keeps_the_history() -> None:
     session.on_next("1")
     scheduler.advance_by(50)
     session.set_system("T")
+    scheduler.advance_by(1)
     assert texts(session.messages) == [("system", "T"), ("user", "1"), ("assistant", "a")]
     session.on_next("2")
     scheduler.advance_by(50)
     assert sent(complete.calls[1])[0] == ("system", "T")
     session.set_system(None)
+    scheduler.advance_by(1)
     assert texts(session.messages)[0] == ("user", "1")
     session.set_system("U")
+    scheduler.advance_by(1)
     assert texts(session.messages)[:2] == [("system", "U"), ("user", "1")]
 
 
@@ -289,12 +322,14 @@ def test_reset_mid_stream_drops_the_turn_and_its_stream() -> None:
     slow = reply(scheduler, "a", "b", "c")
     session = ChatSession(complete=ScriptedCompletion(slow, reply(scheduler, "d")),
                           scheduler=scheduler)
-    at(scheduler, 100, lambda: session.on_next("hi"))
+    errors: list[Exception] = []
+    at(scheduler, 100, lambda: session.send("hi").subscribe(on_error=errors.append))
     at(scheduler, 115, session.reset)
     at(scheduler, 120, lambda: session.on_next("again"))
     scheduler.start()
     assert slow.subscriptions == [subscribe(100, 115)]
     assert texts(session.messages) == [("user", "again"), ("assistant", "d")]
+    assert [type(e) for e in errors] == [SessionError]
 
 
 def test_reasoning_stays_in_history_but_is_never_sent() -> None:
@@ -317,21 +352,24 @@ def count_messages(state: ChatState) -> int:
     return len(state.messages)
 
 
-def test_the_session_is_an_observer_of_asks_and_completes_after_them() -> None:
+def test_the_session_is_an_observer_of_asks_and_completes_after_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     scheduler = TestScheduler()
     asks = scheduler.create_hot_observable(
-        on_next(210, "one"), on_next(220, ChatMessage.user("two")), on_completed(230)
+        on_next(210, "one"), on_next(220, ChatMessage.user("two")),
+        on_next(225, {"content": "three"}), on_completed(230),
     )
     session = ChatSession(
-        complete=ScriptedCompletion(reply(scheduler, "a"), reply(scheduler, "b")),
+        complete=ScriptedCompletion(*(reply(scheduler, t) for t in "abc")),
         scheduler=scheduler,
     )
     asks.subscribe(session)
     observer = scheduler.start(lambda: session.pipe(ops.map(count_messages)),
                                subscribed=205)
-    assert observer.messages[-2:] == [on_next(250, 4), on_completed(250)]
-    with pytest.raises(SessionError, match="closed"):
-        session.on_next("three")
+    assert observer.messages[-2:] == [on_next(270, 6), on_completed(270)]
+    session.on_next("four")  # after completion: ignored, never raised into the producer
+    assert "ignored" in caplog.text and len(session.messages) == 6
 
 
 def test_history_emits_committed_tuples_once_each_and_subscribers_get_the_state() -> None:
@@ -345,6 +383,7 @@ def test_history_emits_committed_tuples_once_each_and_subscribers_get_the_state(
     assert lengths == [1, 3]
     first: list[ChatState] = []
     session.subscribe(first.append)
+    scheduler.advance_by(1)
     assert first == [session.state]
 
 
@@ -352,14 +391,18 @@ def test_a_complete_that_raises_fails_the_turn() -> None:
     def broken(params: Any, **_: Any) -> Observable[Message]:
         raise SessionError("no server")
 
-    session = ChatSession(complete=broken, scheduler=TestScheduler())
+    scheduler = TestScheduler()
+    session = ChatSession(complete=broken, scheduler=scheduler)
     errors: list[Exception] = []
     session.send("hi").subscribe(on_error=errors.append)
+    scheduler.advance_by(1)
     assert session.state.status == "error" and session.messages == ()
     assert [str(e) for e in errors] == ["no server"]
 
 
-def test_a_subscriber_that_raises_does_not_wedge_the_session() -> None:
+def test_a_subscriber_that_raises_is_logged_and_does_not_wedge_the_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     scheduler = TestScheduler()
     session = ChatSession(complete=ScriptedCompletion(reply(scheduler, "a")),
                           scheduler=scheduler)
@@ -369,10 +412,10 @@ def test_a_subscriber_that_raises_does_not_wedge_the_session() -> None:
             raise RuntimeError("boom")
 
     session.subscribe(bad)
-    with pytest.raises(RuntimeError, match="boom"):
-        session.on_next("hi")
+    session.on_next("hi")
     scheduler.start()
     assert texts(session.messages) == [("user", "hi"), ("assistant", "a")]
+    assert "subscriber raised" in caplog.text and "boom" in caplog.text
 
 
 def test_close_cancels_drops_waiting_turns_and_completes() -> None:
@@ -387,6 +430,7 @@ def test_close_cancels_drops_waiting_turns_and_completes() -> None:
     session.close()
     errors: list[Exception] = []
     waiting.subscribe(on_error=errors.append)
+    scheduler.advance_by(1)
     assert done == [True] and [type(e) for e in errors] == [SessionError]
     assert texts(session.messages) == [("user", "hi"), ("assistant", "a")]
 
