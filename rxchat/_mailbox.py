@@ -43,6 +43,12 @@ class Mailbox(Generic[_T]):
         self._lock = threading.Lock()
         self._items: deque[_T] = deque()
         self._draining = False
+        self._drainer: int | None = None
+
+    @property
+    def on_drain_thread(self) -> bool:
+        """Whether the calling thread is the one handing items on right now."""
+        return self._drainer == threading.get_ident()
 
     def post(self, item: _T) -> None:
         """Queue `item`; start a drain on the scheduler unless one is due or running."""
@@ -54,10 +60,11 @@ class Mailbox(Generic[_T]):
         self._scheduler.schedule(self._drain)
 
     def _drain(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        self._drainer = threading.get_ident()
         while True:
             with self._lock:
                 if not self._items:
-                    self._draining = False
+                    self._draining, self._drainer = False, None
                     return
                 item = self._items.popleft()
             try:

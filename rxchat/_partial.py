@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+
 from ._models import Message
 from .operators import merge_delta, merge_deltas
 

@@ -41,7 +41,6 @@ from reactivex.subject import Subject
 
 from ._client import ChatClient
 from ._context import TokenCounter, estimate_tokens, request_messages
-from ._mailbox import Mailbox
 from ._history import (
     ChatState,
     DeltaReceived,
@@ -51,14 +50,35 @@ from ._history import (
     TurnUndone,
     last_turn_start,
 )
+from ._mailbox import Mailbox
 from ._models import ChatCompletionParams, ChatMessage, Message
 from ._persist import SessionFile, read_session, write_session
 from ._replay import Replay
 from ._stream import create_stream_completion
 from ._turns import (
-    Actor, Ask, Asked, Cancel, Closed, Command, Connect, Deliver, Disposed, Edit, End,
-    Finish, Greet, InputCompleted, InputFailed, Open, Reset, Shut, Streamed, Unwatch, Watch,
-    Withdrawn, step,
+    Actor,
+    Ask,
+    Asked,
+    Cancel,
+    Closed,
+    Command,
+    Connect,
+    Deliver,
+    Disposed,
+    Edit,
+    End,
+    Finish,
+    Greet,
+    InputCompleted,
+    InputFailed,
+    Open,
+    Reset,
+    Shut,
+    Streamed,
+    Unwatch,
+    Watch,
+    Withdrawn,
+    step,
 )
 from .errors import ConfigurationError, SessionError
 
@@ -95,6 +115,9 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
             that exists only while the session has work.
         complete: Streams one completion; `create_stream_completion` by default.
 
+    `undo()`, `reset()` and `set_system()` return once applied when the session runs
+    on its own thread (and are queued behind the commands before them otherwise).
+
     Raises:
         ConfigurationError: `scheduler` is not serial (the immediate or current-thread
             scheduler).
@@ -130,6 +153,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         self._stopped = False
         events: Subject[Command] = Subject()
         events.pipe(ops.scan(step, self._actor)).subscribe(self._perform, self._crash)
+        self._own_thread = scheduler is None
         self._mailbox = Mailbox(scheduler or _own_thread(), self._handle(events))
 
     # -- the Observable side -------------------------------------------------------
@@ -253,21 +277,21 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
             raise SessionError("A turn is in progress; wait for it or cancel() before undo().")
         if last_turn_start(state.messages) == len(state.messages):
             raise SessionError("Nothing to undo: the history has no turns.")
-        self._mailbox.post(Edit(TurnUndone()))
+        self._apply(Edit(TurnUndone()))
 
     def reset(self) -> None:
         """Clear the history, keeping the system prompt; turns in progress are dropped.
 
         The deltas of dropped turns end with a `SessionError`.
         """
-        self._mailbox.post(Reset())
+        self._apply(Reset())
 
     def set_system(self, text: str | None) -> None:
         """Replace the system prompt (`None` removes it), keeping the history.
 
         The next turn is sent with the new prompt; a turn in flight keeps its own.
         """
-        self._mailbox.post(Edit(SystemChanged(text)))
+        self._apply(Edit(SystemChanged(text)))
 
     def on_error(self, error: Exception) -> None:
         """The input failed: drop the turns in progress and end with `error`."""
@@ -405,6 +429,18 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         replay = Replay(self._mailbox.post)
         self._mailbox.post(Asked(Ask(message, replay)))
         return replay.observable
+
+    def _apply(self, command: Command) -> None:
+        """Post an edit; on the session's own thread, return once it is applied.
+
+        Called from a subscriber (the session's thread) or with a scheduler of the
+        caller's, it only posts: waiting there would wait for itself.
+        """
+        self._mailbox.post(command)
+        if self._own_thread and not self._mailbox.on_drain_thread:
+            applied = threading.Event()
+            self._mailbox.post(applied.set)
+            applied.wait()
 
     def _withdraw(self, ask: Ask) -> None:
         ask.stream.dispose()  # closes the socket now if the turn runs

@@ -21,7 +21,7 @@ request is sent at all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal
 
 from reactivex import abc
 from reactivex.disposable import SingleAssignmentDisposable

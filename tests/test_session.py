@@ -489,3 +489,94 @@ def test_the_overhead_benchmark_runs() -> None:
     out = io.StringIO()
     assert module.main(["--quick"], out=out) == 0
     assert "us per delta" in out.getvalue() and "ms per turn" in out.getvalue()
+
+
+def test_ask_is_cold_and_retry_asks_again_after_a_failure() -> None:
+    scheduler = TestScheduler()
+    failing = scheduler.create_cold_observable(
+        on_next(10, Message(content="Hal")), on_error(20, StreamInterrupted("cut"))
+    )
+    fine = reply(scheduler, "fine")
+    complete = ScriptedCompletion(failing, fine)
+    session = ChatSession(complete=complete, scheduler=scheduler)
+    turn = session.ask("q")
+    scheduler.advance_to(100)
+    assert complete.calls == []  # cold: nothing until subscribed
+    observer = scheduler.start(lambda: turn.pipe(ops.retry(2), ops.map(content_of)))
+
+    assert observer.messages == [on_next(210, "Hal"), on_next(230, "fine"),
+                                 on_next(240, None), on_completed(240)]
+    assert failing.subscriptions == [subscribe(200, 220)]
+    assert fine.subscriptions == [subscribe(220, 240)]
+    assert texts(session.messages) == [("user", "q"), ("assistant", "fine")]
+
+
+def test_ask_take_stops_the_turn_after_k_deltas_and_keeps_them() -> None:
+    scheduler = TestScheduler()
+    slow = reply(scheduler, "a", "b", "c")
+    session = ChatSession(complete=ScriptedCompletion(slow), scheduler=scheduler)
+    observer = scheduler.start(lambda: session.ask("q").pipe(ops.take(2), ops.map(content_of)))
+
+    assert observer.messages == [on_next(210, "a"), on_next(220, "b"), on_completed(220)]
+    assert slow.subscriptions == [subscribe(200, 220)]
+    assert session.messages[-1] == Message(content="ab", finish_reason="cancelled")
+
+
+def test_disposing_an_ask_before_it_starts_unqueues_it_without_a_request() -> None:
+    scheduler = TestScheduler()
+    first = reply(scheduler, "a", "b")
+    complete = ScriptedCompletion(first, reply(scheduler, "c"))
+    session = ChatSession(complete=complete, scheduler=scheduler)
+    states: list[ChatState] = []
+    session.subscribe(states.append)
+    at(scheduler, 100, lambda: session.on_next("one"))
+    at(scheduler, 105, lambda: waiting.append(session.ask("two").subscribe()))
+    at(scheduler, 110, lambda: waiting[0].dispose())
+    waiting: list[abc.DisposableBase] = []
+    scheduler.start()
+
+    assert len(complete.calls) == 1
+    assert [s.queued for s in states if s.queued] == [(Message(role="user", content="two"),)]
+    assert texts(session.messages) == [("user", "one"), ("assistant", "ab")]
+
+
+def test_switch_latest_over_asks_cancels_the_turn_a_newer_question_replaces() -> None:
+    scheduler = TestScheduler()
+    first, second = reply(scheduler, "a", "b", "c"), reply(scheduler, "d")
+    session = ChatSession(complete=ScriptedCompletion(first, second), scheduler=scheduler)
+    questions = scheduler.create_hot_observable(on_next(210, "one"), on_next(225, "two"))
+    observer = scheduler.start(lambda: questions.pipe(
+        ops.map(session.ask), ops.switch_latest(), ops.map(content_of)))
+
+    assert observer.messages == [on_next(220, "a"), on_next(235, "d"), on_next(245, None)]
+    assert first.subscriptions == [subscribe(210, 225)]
+    assert second.subscriptions == [subscribe(225, 245)]
+    assert texts(session.messages) == [
+        ("user", "one"), ("assistant", "a"), ("user", "two"), ("assistant", "d")
+    ]
+
+
+def test_the_states_of_a_turn_asked_while_another_streams() -> None:
+    scheduler = TestScheduler()
+    session = ChatSession(
+        complete=ScriptedCompletion(reply(scheduler, "a"), reply(scheduler, "b")),
+        scheduler=scheduler,
+    )
+    at(scheduler, 300, lambda: session.on_next("one"))
+    at(scheduler, 305, lambda: session.on_next("two"))
+
+    def queued_summary(state: ChatState) -> tuple[Any, ...]:
+        return (*summary(state), tuple(m.content for m in state.queued))
+
+    observer = scheduler.start(lambda: session.pipe(ops.map(queued_summary)))
+    assert observer.messages == [
+        on_next(200, ("idle", None, None, 0, 0, ())),
+        on_next(300, ("streaming", "one", None, 0, 1, ())),
+        on_next(305, ("streaming", "one", None, 0, 1, ("two",))),
+        on_next(310, ("streaming", "one", "a", 0, 1, ("two",))),
+        on_next(320, ("streaming", "one", "a", 0, 1, ("two",))),
+        on_next(320, ("streaming", "two", None, 2, 2, ())),
+        on_next(330, ("streaming", "two", "b", 2, 2, ())),
+        on_next(340, ("streaming", "two", "b", 2, 2, ())),
+        on_next(340, ("idle", None, None, 4, 2, ())),
+    ]

@@ -86,7 +86,7 @@ class Chat:
         """Ask a turn, render its reply, then its stats or its error.
 
         Args:
-            ask: Starts the turn (``session.send``, ``session.retry``).
+            ask: Starts the turn (``session.send``, ``session.regenerate``).
 
         Returns:
             How the reply went, or None if the turn could not be asked.

@@ -42,7 +42,7 @@ def _undo(chat: Chat, _arg: str) -> bool:
 
 
 def _retry(chat: Chat, _arg: str) -> bool:
-    chat.turn(chat.session.retry)
+    chat.turn(chat.session.regenerate)
     return False
 
 
