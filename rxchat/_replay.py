@@ -15,6 +15,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from ._actor import call_subscriber
 from ._models import Message
 
 __all__ = ["Replay"]
@@ -91,6 +92,4 @@ def _end(observer: abc.ObserverBase[Message], error: Exception | None) -> None:
 
 
 def _safely(function: Callable[..., None], *args: Any) -> None:
-    from ._session import _call  # one place decides how a subscriber's exception is logged
-
-    _call(function, *args)
+    call_subscriber(function, *args)

@@ -1,28 +1,16 @@
 """ChatSession: a conversation that keeps its context, as an RxPY Subject built as an actor.
 
-```text
- any thread                      the session's serial scheduler (one thread, or virtual time)
- ──────────                      ─────────────────────────────────────────────────────────────
- on_next / ask / send ─┐
- cancel / undo / ...  ─┼─▶ Mailbox ─▶ scan(step, seed) ─▶ Actor ─▶ publish ChatState to subscribers
- a stream's deltas    ─┘    (deque)     (pure, _turns)           └▶ effects: subscribe a stream,
-                                                                     deliver a delta, end a turn
- cancel(): closes the turn's socket from the calling thread at once, then posts Cancel
-```
-
-Every command and every stream event is a value posted to one mailbox and folded by the
-pure `rxchat._turns.step` in a `scan`, one at a time, on one serial scheduler: by
-default an `EventLoopScheduler` whose thread exists only while the session has work.
-Subscribers, `ask()` observers and `send()` replays are called on that scheduler, in
-order, never concurrently and never while a lock is held, so they may call any method
-of the session. The only thing done from a foreign thread is closing a socket.
+The public face of the session. Every method turns into a command posted to the
+session's actor (`rxchat._actor`), which folds it with the pure `rxchat._turns.step`
+in a `scan` on one serial scheduler and performs what follows; the only thing a
+method does on the calling thread is close a turn's socket (`cancel`, disposing an
+`ask()`), so that happens at once however busy the subscribers are.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, cast
@@ -31,55 +19,32 @@ import reactivex
 from reactivex import Observable, Observer, abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable
-from reactivex.scheduler import (
-    CurrentThreadScheduler,
-    EventLoopScheduler,
-    ImmediateScheduler,
-    VirtualTimeScheduler,
-)
-from reactivex.subject import Subject
+from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, VirtualTimeScheduler
 
+from ._actor import SessionActor
 from ._client import ChatClient
-from ._context import TokenCounter, estimate_tokens, request_messages
-from ._history import (
-    ChatState,
-    DeltaReceived,
-    SystemChanged,
-    TurnCompleted,
-    TurnFailed,
-    TurnUndone,
-    last_turn_start,
-)
-from ._mailbox import Mailbox
-from ._models import ChatCompletionParams, ChatMessage, Message
-from ._persist import SessionFile, read_session, write_session
-from ._replay import Replay
-from ._stream import create_stream_completion
-from ._turns import (
-    Actor,
+from ._commands import (
     Ask,
     Asked,
     Cancel,
     Closed,
     Command,
-    Connect,
-    Deliver,
     Disposed,
     Edit,
-    End,
-    Finish,
-    Greet,
     InputCompleted,
     InputFailed,
-    Open,
     Reset,
-    Shut,
-    Streamed,
     Unwatch,
     Watch,
     Withdrawn,
-    step,
 )
+from ._context import TokenCounter, estimate_tokens, request_messages
+from ._history import ChatState, SystemChanged, TurnUndone, last_turn_start
+from ._models import ChatCompletionParams, ChatMessage, Message
+from ._persist import SessionFile, read_session, write_session
+from ._replay import Replay
+from ._stream import create_stream_completion
+from ._turns import Actor
 from .errors import ConfigurationError, SessionError
 
 __all__ = ["AskValue", "ChatSession", "Completion"]
@@ -147,32 +112,31 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         self.params: dict[str, Any] = dict(params or {})
         self._count_tokens = count_tokens or estimate_tokens
         self._complete = complete
-        self._stream_scheduler = scheduler if isinstance(scheduler, VirtualTimeScheduler) else None
+        # a blocking read never runs on the session's scheduler, unless time is virtual
+        virtual = isinstance(scheduler, VirtualTimeScheduler)
+        self._stream_scheduler: abc.SchedulerBase | None = scheduler if virtual else None
         head = (Message(role="system", content=system),) if system else ()
-        self._actor = Actor(ChatState(messages=(*head, *map(_as_message, history))))
+        seed = Actor(ChatState(messages=(*head, *map(_as_message, history))))
+        self._actor = SessionActor(seed, scheduler, self._open_stream, self._stream_scheduler)
         self._stopped = False
-        events: Subject[Command] = Subject()
-        events.pipe(ops.scan(step, self._actor)).subscribe(self._perform, self._crash)
-        self._own_thread = scheduler is None
-        self._mailbox = Mailbox(scheduler or _own_thread(), self._handle(events))
 
     # -- the Observable side -------------------------------------------------------
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[ChatState], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        self._mailbox.post(Watch(observer))
-        return Disposable(lambda: self._mailbox.post(Unwatch(observer)))
+        self._actor.post(Watch(observer))
+        return Disposable(lambda: self._actor.post(Unwatch(observer)))
 
     @property
     def state(self) -> ChatState:
         """The latest state (as the last subscriber call saw it)."""
-        return self._actor.state
+        return self._actor.value.state
 
     @property
     def messages(self) -> tuple[Message, ...]:
         """The committed history, system prompt first."""
-        return self._actor.state.messages
+        return self._actor.value.state.messages
 
     @property
     def history(self) -> Observable[tuple[Message, ...]]:
@@ -208,7 +172,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
             observer: abc.ObserverBase[Message], _scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             ask = Ask(message, observer)
-            self._mailbox.post(Asked(ask))
+            self._actor.post(Asked(ask))
             return Disposable(lambda: self._withdraw(ask))
 
         return reactivex.create(subscribe)
@@ -236,7 +200,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         if self._stopped:
             log.warning("ChatSession.on_next after the session ended: ignored.")
             return
-        self._mailbox.post(Asked(Ask(_as_message(value), _QUIET)))
+        self._actor.post(Asked(Ask(_as_message(value), _QUIET)))
 
     def regenerate(self) -> Observable[Message]:
         """Ask the failed turn again, or replace the last reply with a new one.
@@ -260,10 +224,10 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         Returns:
             Whether a turn was in flight (as far as this thread could see).
         """
-        running = self._actor.running
+        running = self._actor.value.running
         if running is not None:
             running.stream.dispose()
-        self._mailbox.post(Cancel(running))
+        self._actor.post(Cancel(running))
         return running is not None
 
     def undo(self) -> None:
@@ -272,26 +236,26 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         Raises:
             SessionError: A turn is in progress, or there is no turn to remove.
         """
-        state = self._actor.state
+        state = self._actor.value.state
         if state.status in ("streaming", "tools") or state.queued:
             raise SessionError("A turn is in progress; wait for it or cancel() before undo().")
         if last_turn_start(state.messages) == len(state.messages):
             raise SessionError("Nothing to undo: the history has no turns.")
-        self._apply(Edit(TurnUndone()))
+        self._actor.post_and_wait(Edit(TurnUndone()))
 
     def reset(self) -> None:
         """Clear the history, keeping the system prompt; turns in progress are dropped.
 
         The deltas of dropped turns end with a `SessionError`.
         """
-        self._apply(Reset())
+        self._actor.post_and_wait(Reset())
 
     def set_system(self, text: str | None) -> None:
         """Replace the system prompt (`None` removes it), keeping the history.
 
         The next turn is sent with the new prompt; a turn in flight keeps its own.
         """
-        self._apply(Edit(SystemChanged(text)))
+        self._actor.post_and_wait(Edit(SystemChanged(text)))
 
     def on_error(self, error: Exception) -> None:
         """The input failed: drop the turns in progress and end with `error`."""
@@ -301,7 +265,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         """No more asks: complete once the turns already asked are done."""
         if not self._stopped:
             self._stopped = True
-            self._mailbox.post(InputCompleted())
+            self._actor.post(InputCompleted())
 
     def close(self) -> None:
         """Cancel the turn in flight (keeping its partial reply), drop the rest, complete."""
@@ -346,68 +310,13 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         options.setdefault("context_window", saved.context_window)
         return cls(client, history=saved.messages, **options)
 
-    # -- the actor's effects (on the session's scheduler) ------------------------------
+    # -- helpers ------------------------------------------------------------------------
 
-    def _handle(self, events: Subject[Command]) -> Callable[[Command | Callable[[], None]], None]:
-        def handle(item: Command | Callable[[], None]) -> None:
-            if callable(item):
-                item()
-            else:
-                events.on_next(item)
-
-        return handle
-
-    def _perform(self, actor: Actor) -> None:
-        audience = self._actor.watchers
-        changed = actor.state is not self._actor.state
-        self._actor = actor
-        if changed:
-            for watcher in audience:
-                _call(watcher.on_next, actor.state)
-        for effect in actor.effects:
-            self._effect(effect)
-
-    def _effect(self, effect: Any) -> None:
-        if isinstance(effect, Deliver):
-            _call(effect.ask.observer.on_next, effect.delta)
-        elif isinstance(effect, End):
-            if effect.error is None:
-                _call(effect.ask.observer.on_completed)
-            else:
-                _call(effect.ask.observer.on_error, effect.error)
-        elif isinstance(effect, Open):
-            self._mailbox.post(effect)
-        elif isinstance(effect, Connect):
-            self._connect(effect.ask)
-        elif isinstance(effect, Shut):
-            effect.ask.stream.dispose()
-        elif isinstance(effect, Greet):
-            _call(effect.observer.on_next, self._actor.state)
-        elif isinstance(effect, Finish):
-            for observer in effect.observers:
-                if effect.error is None:
-                    _call(observer.on_completed)
-                else:
-                    _call(observer.on_error, effect.error)
-
-    def _connect(self, ask: Ask) -> None:
-        """Subscribe the stream of the turn that just started."""
-        if ask.stream.is_disposed:  # cancelled from another thread: its Cancel follows
-            return
-        state, post = self._actor.state, self._mailbox.post
-        turn = state.turn
-        try:
-            stream = self._complete(
-                self._request(state), client=self.client, scheduler=self._stream_scheduler
-            )
-            ask.stream.disposable = stream.subscribe(
-                lambda delta: post(Streamed(ask, DeltaReceived(turn, delta))),
-                lambda error: post(Streamed(ask, TurnFailed(turn, error))),
-                lambda: post(Streamed(ask, TurnCompleted(turn))),
-                scheduler=self._stream_scheduler,
-            )
-        except Exception as exc:  # building or subscribing the stream failed
-            post(Streamed(ask, TurnFailed(turn, exc)))
+    def _open_stream(self, state: ChatState) -> Observable[Message]:
+        """The stream of the turn that just started in `state`."""
+        return self._complete(
+            self._request(state), client=self.client, scheduler=self._stream_scheduler
+        )
 
     def _request(self, state: ChatState) -> ChatCompletionParams:
         assert state.pending is not None
@@ -420,53 +329,22 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         )
         return cast(ChatCompletionParams, body)
 
-    def _crash(self, error: Exception) -> None:  # pragma: no cover - a bug in step()
-        log.critical("rxchat: the session's reducer failed", exc_info=error)
-
-    # -- helpers ------------------------------------------------------------------------
 
     def _hot(self, message: Message | None) -> Observable[Message]:
-        replay = Replay(self._mailbox.post)
-        self._mailbox.post(Asked(Ask(message, replay)))
+        replay = Replay(self._actor.post)
+        self._actor.post(Asked(Ask(message, replay)))
         return replay.observable
-
-    def _apply(self, command: Command) -> None:
-        """Post an edit; on the session's own thread, return once it is applied.
-
-        Called from a subscriber (the session's thread) or with a scheduler of the
-        caller's, it only posts: waiting there would wait for itself.
-        """
-        self._mailbox.post(command)
-        if self._own_thread and not self._mailbox.on_drain_thread:
-            applied = threading.Event()
-            self._mailbox.post(applied.set)
-            applied.wait()
 
     def _withdraw(self, ask: Ask) -> None:
         ask.stream.dispose()  # closes the socket now if the turn runs
-        self._mailbox.post(Withdrawn(ask))
+        self._actor.post(Withdrawn(ask))
 
     def _stop(self, command: Command) -> None:
         self._stopped = True
-        running = self._actor.running
+        running = self._actor.value.running
         if running is not None:
             running.stream.dispose()
-        self._mailbox.post(command)
-
-
-def _own_thread() -> EventLoopScheduler:
-    def thread(target: Callable[[], None]) -> threading.Thread:
-        return threading.Thread(target=target, name="rxchat-session", daemon=True)
-
-    return EventLoopScheduler(thread_factory=thread, exit_if_empty=True)
-
-
-def _call(function: Callable[..., None], *args: Any) -> None:
-    """Call a subscriber; its exception is logged, never raised into the session."""
-    try:
-        function(*args)
-    except Exception:
-        log.exception("A ChatSession subscriber raised; the session goes on.")
+        self._actor.post(command)
 
 
 def _as_message(value: AskValue) -> Message:

@@ -1,0 +1,183 @@
+"""The values the session's actor folds and the effects it asks for.
+
+Commands come in through the session's mailbox from any thread; effects go out of
+`rxchat._turns.step` for the session to perform on its scheduler. All are frozen
+values; only `Ask.stream` is touched from other threads (it is thread-safe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reactivex import abc
+from reactivex.disposable import SingleAssignmentDisposable
+
+from ._history import ChatState, DeltaReceived, TurnCompleted, TurnEvent, TurnFailed
+from ._models import Message
+
+__all__ = [
+    "Ask", "Asked", "Cancel", "Closed", "Command", "Connect", "Deliver", "Disposed", "Edit",
+    "Effect", "End", "Finish", "Greet", "InputCompleted", "InputFailed", "Open", "Reset",
+    "Shut", "Streamed", "Unwatch", "Watch", "Withdrawn",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Ask:
+    """One asked turn: its message (None: regenerate), who gets its deltas, its stream.
+
+    `stream` is the only part touched from other threads: disposing it closes the
+    turn's socket at once, and a stream subscribed after that is closed at once.
+    """
+
+    message: Message | None
+    observer: abc.ObserverBase[Message]
+    stream: SingleAssignmentDisposable = field(default_factory=SingleAssignmentDisposable)
+
+    @property
+    def regenerate(self) -> bool:
+        """Whether this ask regenerates the last turn (or asks the failed one again)."""
+        return self.message is None
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A turn was asked (by `on_next`, `send`, `ask` or `regenerate`)."""
+
+    ask: Ask
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """The `ask()` subscription was disposed: unqueue the turn, or cancel it."""
+
+    ask: Ask
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """`cancel()`: cancel `ask` if it still runs; None cancels whatever runs."""
+
+    ask: Ask | None
+
+
+@dataclass(frozen=True)
+class Open:
+    """The turn of `ask` started and nothing cancelled it since: subscribe its stream."""
+
+    ask: Ask
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What the stream of `ask` emitted."""
+
+    ask: Ask
+    event: DeltaReceived | TurnCompleted | TurnFailed
+
+
+@dataclass(frozen=True)
+class Edit:
+    """An edit of the history (undo, system prompt, restore) applied as it is."""
+
+    event: TurnEvent
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Clear the history (keeping the system prompt) and drop every turn."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A state subscriber arrived."""
+
+    observer: abc.ObserverBase[ChatState]
+
+
+@dataclass(frozen=True)
+class Unwatch:
+    """A state subscriber left."""
+
+    observer: abc.ObserverBase[ChatState]
+
+
+@dataclass(frozen=True)
+class InputCompleted:
+    """`on_completed()`: finish the asked turns, then complete."""
+
+
+@dataclass(frozen=True)
+class InputFailed:
+    """`on_error(error)`: drop every turn and end with `error`."""
+
+    error: Exception
+
+
+@dataclass(frozen=True)
+class Closed:
+    """`close()`: cancel the turn in flight, drop the rest, complete."""
+
+
+@dataclass(frozen=True)
+class Disposed:
+    """`dispose()`: cancel the turn in flight, drop the rest, release the subscribers."""
+
+
+Command = (
+    Asked | Withdrawn | Cancel | Open | Streamed | Edit | Reset | Watch | Unwatch
+    | InputCompleted | InputFailed | Closed | Disposed
+)
+
+# -- effects -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Subscribe the stream of `ask`, built from the state its turn started in."""
+
+    ask: Ask
+
+
+@dataclass(frozen=True)
+class Shut:
+    """Close the stream of `ask` (if it is still open)."""
+
+    ask: Ask
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Hand `delta` to the observer of `ask`."""
+
+    ask: Ask
+    delta: Message
+
+
+@dataclass(frozen=True)
+class End:
+    """The turn of `ask` is over: complete its observer, or error it with `error`."""
+
+    ask: Ask
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class Greet:
+    """Give a new state subscriber the current state."""
+
+    observer: abc.ObserverBase[ChatState]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """End `observers`: completed, or with `error`."""
+
+    observers: tuple[abc.ObserverBase[ChatState], ...]
+    error: Exception | None = None
+
+
+Effect = Open | Connect | Shut | Deliver | End | Greet | Finish
