@@ -8,7 +8,16 @@ from reactivex import Observer
 
 from rxchat import ChatState, Message
 from rxchat._commands import (
-    Ask, Asked, Cancel, Connect, Deliver, End, Open, Shut, Streamed, Withdrawn,
+    Ask,
+    Asked,
+    Cancel,
+    Connect,
+    Deliver,
+    End,
+    Open,
+    Shut,
+    Streamed,
+    Withdrawn,
 )
 from rxchat._history import DeltaReceived, TurnCompleted
 from rxchat._turns import Actor, step
