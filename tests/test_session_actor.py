@@ -21,7 +21,7 @@ from rxchat import operators as rxops
 from rxchat.errors import SessionError
 from rxchat.testing import STALL, FakeServer, Reply, chunk
 
-from .conftest import collect, wait_until
+from .conftest import collect, open_fds, wait_until
 
 HANG = 10.0
 """Seconds after which a call that should return at once is a deadlock."""
@@ -141,17 +141,20 @@ def test_cancel_from_another_thread_closes_the_socket_while_a_subscriber_is_bloc
 def test_disposing_an_ask_mid_stream_closes_the_connection_and_keeps_the_partial(
     server: FakeServer, client: ChatClient
 ) -> None:
-    server.enqueue(stalled("so far"))
+    server.enqueue(Reply.text("warm"), stalled("so far"))
     session = ChatSession(client)
+    assert collect(session.send("warm up")).completed  # the pool's connection exists
+    fds, threads = open_fds(), threading.active_count()
     got: list[Message] = []
     arrived = threading.Event()
     subscription = session.ask("hi").subscribe(lambda m: (got.append(m), arrived.set()))
     assert arrived.wait(HANG)
     subscription.dispose()
     assert server.wait_for_disconnects(1, timeout=2.0)
-    assert wait_until(lambda: len(session.messages) == 2, HANG)
+    assert wait_until(lambda: len(session.messages) == 4, HANG)
     assert session.messages[-1] == Message(content="so far", finish_reason="cancelled")
     assert [m.content for m in got] == ["so far"]  # nothing after dispose
+    assert wait_until(lambda: open_fds() <= fds and threading.active_count() <= threads)
 
 
 def test_ask_take_stops_the_turn_over_http(server: FakeServer, client: ChatClient) -> None:
