@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
+from .._offline import offline_answer, offline_reply
 from ._marbles import ScriptedCompletion, marble_deltas
-from ._offline import offline_answer, offline_reply
 from ._replies import RESET, STALL, Reply, chunk, sse_event
 from ._server import FakeServer, RecordedRequest, closed_port
 

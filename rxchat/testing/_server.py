@@ -199,7 +199,7 @@ class FakeServer:
 
     def __init__(self, responder: Responder | None = None, *, port: int = 0) -> None:
         if responder is None:
-            from ._offline import offline_reply
+            from .._offline import offline_reply
 
             responder = offline_reply
         self.responder = responder
