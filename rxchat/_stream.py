@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import reactivex
@@ -72,7 +73,7 @@ def default_client() -> ChatClient:
 
 
 def create_stream_completion(
-    params: ChatCompletionParams,
+    params: ChatCompletionParams | Mapping[str, Any],
     *,
     client: ChatClient | None = None,
     scheduler: abc.SchedulerBase | None = None,
@@ -120,7 +121,7 @@ class _Reader:
 
     def __init__(
         self,
-        params: ChatCompletionParams,
+        params: ChatCompletionParams | Mapping[str, Any],
         client: ChatClient | None,
         observer: abc.ObserverBase[Message],
         scheduler: abc.SchedulerBase,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +15,7 @@ from rxchat import ChatClient, ChatSession, create_stream_completion, offline_cl
 from rxchat import operators as rxops
 from rxchat.errors import APIConnectionError
 
-from .conftest import PARAMS
+from .conftest import ENV_VARIABLES, PARAMS
 
 
 def test_streams_from_the_offline_model_without_a_key() -> None:
@@ -45,3 +49,15 @@ def test_delay_paces_the_words() -> None:
         started = time.monotonic()
         create_stream_completion(PARAMS, client=client).run()
         assert time.monotonic() - started >= 0.1  # 10 words, 0.02 s apart
+
+
+def test_the_type_checked_user_program_runs_without_a_key() -> None:
+    """CI type-checks tests/typecheck/user_program.py; here it must also run and print."""
+    program = Path(__file__).parent / "typecheck" / "user_program.py"
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARIABLES}
+    done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        'You said: "hello". This is the first turn of our conversation.', "stop", "5",
+    ]
