@@ -1,7 +1,7 @@
 """rxchat: streaming chat completions as ReactiveX Observables.
 
 ``create_stream_completion(params)`` POSTs an OpenAI-style request with
-``stream: true`` and emits each ``choices[i].delta`` as a :class:`Message`;
+``stream: true`` and emits each ``choices[i].delta`` as a `Message`;
 ``ChatSession`` keeps a whole conversation's context. See ``docs/`` for the guides.
 """
 

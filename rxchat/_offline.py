@@ -64,9 +64,9 @@ def offline_answer(messages: list[dict[str, Any]]) -> str:
 
 
 def offline_reply(request: RecordedRequest, *, delay: float = 0.0) -> Reply:
-    """The offline model's :class:`Reply` to a chat request.
+    """The offline model's `Reply` to a chat request.
 
-    With ``"stream": true``, :func:`offline_answer` streamed word by word (``delay``
+    With ``"stream": true``, `offline_answer` streamed word by word (``delay``
     seconds apart) with a usage chunk; otherwise one ``chat.completion`` JSON object,
     as OpenAI answers a non-streamed request. A body that is not a JSON object with a
     ``messages`` list is a 400 in OpenAI's error shape.

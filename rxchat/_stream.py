@@ -81,11 +81,13 @@ def create_stream_completion(
     """Stream one chat completion; emit each ``choices[i].delta`` as a ``Message``.
 
     Cold: nothing is sent until subscribe, and each subscription sends its own request
-    with ``stream: true``. ::
+    with ``stream: true``.
 
-        params  ──subscribe──▶ POST /chat/completions
-        deltas  ──m──m──m──m──|          ([DONE], or every choice finished)
-        deltas  ──m──m──#                (StreamInterrupted: body cut off)
+    ```text
+    params  ──subscribe──▶ POST /chat/completions
+    deltas  ──m──m──m──m──|          ([DONE], or every choice finished)
+    deltas  ──m──m──#                (StreamInterrupted: body cut off)
+    ```
 
     Args:
         params: The request body, as for OpenAI: ``messages`` (dicts or
