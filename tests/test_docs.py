@@ -38,8 +38,8 @@ BLOCK = re.compile(
 )
 PRINTS = re.compile(r"<!--\s*prints:\s*(.*?)\s*-->", re.S)
 SEPARATOR = "\x1e rxchat docs block {} \x1e"
-KEY_VARIABLES = ("RXCHAT_API_KEY", "SILICONFLOW_API_KEY", "RXCHAT_MODEL",
-                 "OPENAI_API_KEY", "OPENAI_BASE_URL")
+LEAKY_PREFIXES = ("RXCHAT_", "SILICONFLOW_", "OPENAI_")
+"""Keys, base URLs and models from the developer's environment never reach an example."""
 SCRIPT_TIMEOUT_S = 60.0
 
 REPORT: list[str] = []
@@ -149,7 +149,7 @@ def outcomes(served: str) -> Iterator[dict[str, Future[Outcome]]]:
 
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items()
-            if k not in KEY_VARIABLES and k != "RXCHAT_BASE_URL"}
+            if not k.startswith(LEAKY_PREFIXES) and not k.endswith("_API_KEY")}
 
 
 def _run(script: Script, tmp: Path, env: dict[str, str]) -> Outcome:
@@ -220,3 +220,10 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert command, "the README shows how to run the tests"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert command[0] in ci
+
+
+def test_no_key_reaches_the_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RXCHAT_API_KEY", "SILICONFLOW_API_KEY", "OPENAI_API_KEY", "RXCHAT_BASE_URL",
+                 "GROQ_API_KEY"):
+        monkeypatch.setenv(name, "sk-from-the-developer")
+    assert "sk-from-the-developer" not in _clean_env().values()
