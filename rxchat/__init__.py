@@ -1,7 +1,7 @@
 """rxchat: streaming chat completions as ReactiveX Observables.
 
 ``create_stream_completion(params)`` POSTs an OpenAI-style request with
-``stream: true`` and emits each ``choices[i].delta`` as a :class:`Message`;
+``stream: true`` and emits each ``choices[i].delta`` as a `Message`;
 ``ChatSession`` keeps a whole conversation's context. See ``docs/`` for the guides.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._client import ChatClient
 from ._history import ChatState
 from ._models import ChatCompletionParams, ChatMessage, FunctionCall, Message, ToolCall, Usage
+from ._offline_client import offline_client
 from ._session import ChatSession
 from ._stream import create_stream_completion
 
@@ -27,4 +28,5 @@ __all__ = [
     "Usage",
     "__version__",
     "create_stream_completion",
+    "offline_client",
 ]

@@ -4,12 +4,12 @@ Disposing a subscription must close the socket even while the reader thread is
 blocked, including before the server has sent the response headers, when ``requests``
 has not yet handed back a response to close. So the urllib3 connections used by
 the transport register themselves, as the request is written, with the
-:class:`AbortHandle` of the calling thread (set with :func:`tracking`); aborting
+`AbortHandle` of the calling thread (set with `tracking`); aborting
 shuts the socket down, which wakes the blocked read. After the headers the handle
 holds the urllib3 response instead.
 
 Only urllib3 is used here; ``requests`` is imported by ``_transport`` alone, which
-mounts :class:`TrackedHTTPPool` and :class:`TrackedHTTPSPool` in its sessions.
+mounts `TrackedHTTPPool` and `TrackedHTTPSPool` in its sessions.
 """
 
 from __future__ import annotations

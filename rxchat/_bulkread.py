@@ -7,7 +7,7 @@ arrived in one call, for the two framings where ``http.client`` adds nothing but
   returns past the end of the current HTTP chunk; an SSE server sends one chunk per
   event, so the normal path costs one ``read1`` through urllib3 and ``http.client`` per
   event (about half the time rxchat spends per delta on loopback). Here the framing is
-  decoded in bulk by the pure :class:`~rxchat._chunked.ChunkedDecoder`.
+  decoded in bulk by the pure `ChunkedDecoder`.
 * **close-delimited** (no length, no chunking: the body ends when the connection
   does): the bytes are the body as they are.
 
@@ -16,7 +16,7 @@ arrived: ``read1(65536)`` on an empty buffer allocates its 64 KiB before blockin
 across 500 idle streams.
 
 This touches private attributes of ``urllib3`` and ``http.client``, so
-:func:`iter_bulk` checks every one it relies on and returns None whenever anything is
+`iter_bulk` checks every one it relies on and returns None whenever anything is
 not as expected (another framing, a ``Content-Encoding``, bytes already read or decoded,
 another response class); the transport then keeps its normal path. At the end of the
 body the connection is handed back to the pool exactly as urllib3 does it.
@@ -41,7 +41,7 @@ def iter_bulk(raw: Any, size: int) -> Iterator[bytes] | None:
         size: The most bytes to ask for per read.
 
     Returns:
-        :func:`iter_dechunked` for a chunked body, :func:`iter_until_closed` for a
+        `iter_dechunked` for a chunked body, `iter_until_closed` for a
         close-delimited one, or None when the normal path must read it.
     """
     read = bulk_reader(raw)
@@ -93,7 +93,7 @@ def iter_dechunked(raw: Any, read1: Callable[[int], bytes], size: int) -> Iterat
     """Yield the body of ``raw`` as it arrives, de-chunked, each read in one piece.
 
     Args:
-        raw: The chunked urllib3 response :func:`bulk_reader` accepted.
+        raw: The chunked urllib3 response `bulk_reader` accepted.
         read1: What it returned.
         size: The most bytes to ask for per read.
 
@@ -122,7 +122,7 @@ def iter_until_closed(raw: Any, read1: Callable[[int], bytes], size: int) -> Ite
     """Yield the close-delimited body of ``raw`` as it arrives, until end of file.
 
     Args:
-        raw: The close-delimited urllib3 response :func:`bulk_reader` accepted.
+        raw: The close-delimited urllib3 response `bulk_reader` accepted.
         read1: What it returned.
         size: The most bytes to ask for per read.
 

@@ -1,10 +1,12 @@
 """A pure, incremental decoder of HTTP/1.1 chunked transfer coding: bytes in, body out.
 
-RFC 9112 section 7.1 ("Chunked Transfer Coding")::
+RFC 9112 section 7.1 ("Chunked Transfer Coding"):
 
-    chunked-body   = *chunk last-chunk trailer-section CRLF
-    chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
-    last-chunk     = 1*("0") [ chunk-ext ] CRLF
+```text
+chunked-body   = *chunk last-chunk trailer-section CRLF
+chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+last-chunk     = 1*("0") [ chunk-ext ] CRLF
+```
 
 Why rxchat carries it: ``http.client`` never returns past the end of the current HTTP
 chunk, so a chunked event stream costs one ``read1`` (and a trip through urllib3) per
@@ -15,7 +17,7 @@ holds. No I/O, no threads; feeding the same bytes split anywhere gives the same 
 Leniency follows ``http.client`` where it is harmless: a size line may end in a bare
 LF (7.1 and 2.2 allow it), whitespace around the size is skipped, chunk extensions (7.1.1)
 and trailer fields (7.1.2) are read and ignored, and a body that ends inside the trailer
-section is accepted. Anything else out of grammar is a :class:`ChunkedDecodeError`.
+section is accepted. Anything else out of grammar is a `ChunkedDecodeError`.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ class ChunkedDecodeError(ValueError):
 class ChunkedDecoder:
     """Turns a chunked HTTP/1.1 message body into the bytes it carries.
 
-    Call :meth:`feed` with whatever the connection returned, :meth:`end` when it
-    reported end of file. :attr:`finished` turns true once the last chunk and the
-    trailer section were read; bytes after them are kept in :attr:`leftover`.
+    Call `feed` with whatever the connection returned, `end` when it
+    reported end of file. `finished` turns true once the last chunk and the
+    trailer section were read; bytes after them are kept in `leftover`.
     """
 
     def __init__(self) -> None:
@@ -65,7 +67,7 @@ class ChunkedDecoder:
 
         Raises:
             ChunkedDecodeError: A malformed size line, a missing CRLF after chunk
-                data, or a line over :data:`MAX_LINE` bytes.
+                data, or a line over `MAX_LINE` bytes.
         """
         if self._state == _DONE:
             self.leftover += data

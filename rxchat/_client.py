@@ -48,7 +48,7 @@ DEFAULT_FIRST_DELTA_TIMEOUT = 300.0
 
 Keep-alive comments (``: ping``, ``: OPENROUTER PROCESSING``) do not reset it, so a
 provider that queues a request forever while keeping the connection alive still ends
-in an :class:`~rxchat.errors.APITimeoutError`. Reasoning models stream their thinking
+in an `APITimeoutError`. Reasoning models stream their thinking
 as ``reasoning_content`` deltas, so the first delta comes when prefill is done, not when
 the answer starts; prefill of a 100k-token prompt plus queueing on a busy provider can
 take a minute or two, and 5 minutes leaves room for that while bounding a stuck request.
@@ -73,19 +73,19 @@ class ChatClient:
 
     Args:
         base_url: The API root, e.g. ``https://api.openai.com/v1``; else
-            ``RXCHAT_BASE_URL``, else :data:`DEFAULT_BASE_URL`.
+            ``RXCHAT_BASE_URL``, else `DEFAULT_BASE_URL`.
         api_key: The bearer token; else ``RXCHAT_API_KEY``, else
             ``SILICONFLOW_API_KEY``. A loopback server may be used without one.
         model: Model used when the params name none; else ``RXCHAT_MODEL``, else
-            :data:`DEFAULT_MODEL`.
+            `DEFAULT_MODEL`.
         timeout: Seconds, or ``(connect, read)`` where read is the longest silence
-            allowed between bytes; default :data:`DEFAULT_TIMEOUT`.
+            allowed between bytes; default `DEFAULT_TIMEOUT`.
         max_retries: Further attempts after a 408, 409, 429, 5xx, connection failure,
             timeout or a body cut off before its first delta; only while no delta was
             emitted (see ``docs/reliability.md`` for the backoff and ``Retry-After``).
         first_delta_timeout: Seconds from sending the request to the first delta,
             which keep-alive comments do not reset; default
-            :data:`DEFAULT_FIRST_DELTA_TIMEOUT`; None for no limit.
+            `DEFAULT_FIRST_DELTA_TIMEOUT`; None for no limit.
         session: A ``requests.Session`` to use; by default the client owns one. With
             your own session, disposing closes the socket at once only after the
             response headers have arrived; the client's own session can also abort a

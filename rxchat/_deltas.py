@@ -1,6 +1,6 @@
 """From Server-Sent Events to ``Message`` deltas: the chat-completion chunk protocol.
 
-Pure and per-stream: a :class:`DeltaDecoder` is fed the events of one response and
+Pure and per-stream: a `DeltaDecoder` is fed the events of one response and
 returns the deltas to emit, and tracks what is needed to tell a finished stream from a
 cut-off one. What it accepts is modelled on recorded provider streams
 (``../shared/streams``):
@@ -11,7 +11,7 @@ cut-off one. What it accepts is modelled on recorded provider streams
 * a choice with neither ``delta`` nor ``finish_reason`` is an annotation (skipped);
 * explicit nulls never overwrite anything; ``delta.reasoning`` is ``reasoning_content``;
 * an ``{"error": ...}`` object, or an ``event: error`` event, inside a 200 stream ends
-  it with :class:`~rxchat.errors.StreamError` carrying the server's message, after the
+  it with `StreamError` carrying the server's message, after the
   deltas and usage of the same chunk were emitted.
 """
 

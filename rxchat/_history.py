@@ -5,14 +5,14 @@ an immutable `ChatState` (the session's actor, `rxchat._turns`, wraps it with th
 queue). Nothing here touches Rx, threads or the network, so every rule of the
 conversation is testable with plain function calls:
 
-``python
+```python
 state = ChatState(messages=(system,))
 state = apply_event(state, TurnStarted(Message(role="user", content="Hi")))
 state = apply_event(state, DeltaReceived(state.turn, Message(content="Hel")))
 state = apply_event(state, DeltaReceived(state.turn, Message(content="lo")))
 state = apply_event(state, TurnCompleted(state.turn))
 state.messages  # (system, user "Hi", assistant "Hello")
-``
+```
 
 A *turn* is one asked message (usually `role="user"`) and the reply to it; in
 `messages` a turn runs from a user message up to the next one, so an assistant

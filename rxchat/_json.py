@@ -1,12 +1,12 @@
 """JSON parsing of stream events, with orjson when installed (``pip install rxchat[fast]``).
 
-orjson parses a chat-completion chunk about twice as fast as :func:`json.loads`, which
+orjson parses a chat-completion chunk about twice as fast as `json.loads`, which
 is a sixth of rxchat's time per delta. It is optional, and must never change a result:
 where the two differ, orjson mostly refuses the input (``NaN`` and ``Infinity``, lone
 surrogates, nesting deeper than 1024), so any orjson error falls back to
-:func:`json.loads`, whose answer (value or ``ValueError``) is final. The one silent
+`json.loads`, whose answer (value or ``ValueError``) is final. The one silent
 difference, an integer beyond 64 bits read as a float, is avoided by leaving any text
-with a run of 19 or more digits to :func:`json.loads`.
+with a run of 19 or more digits to `json.loads`.
 """
 
 from __future__ import annotations
@@ -45,4 +45,4 @@ FAST = _fast is not None
 """Whether orjson is in use."""
 
 loads: Callable[[str], Any] = _fast or json.loads
-"""Parse one JSON document: the value :func:`json.loads` gives, or its ``ValueError``."""
+"""Parse one JSON document: the value `json.loads` gives, or its ``ValueError``."""

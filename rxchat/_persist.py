@@ -1,16 +1,18 @@
 """Saving a conversation to a versioned JSON file, atomically, and reading it back.
 
-The document (``FORMAT``, version ``VERSION``)::
+The document (``FORMAT``, version ``VERSION``):
 
-    {"format": "rxchat.session", "version": 1,
-     "model": "...", "params": {...}, "context_window": null,
-     "messages": [{"role": "system", "content": "..."}, ...]}
+```text
+{"format": "rxchat.session", "version": 1,
+ "model": "...", "params": {...}, "context_window": null,
+ "messages": [{"role": "system", "content": "..."}, ...]}
+```
 
 ``messages`` are ``Message.to_dict()`` forms, so reasoning, ``finish_reason`` and usage
 survive the round trip. Writing goes to a temporary file in the same directory, is
 flushed and fsynced, then renamed over the target with ``os.replace`` (atomic on POSIX
 and Windows): a crash leaves either the old file or the new one, never half of one.
-Reading rejects anything that is not such a document with :class:`SessionFileError`,
+Reading rejects anything that is not such a document with `SessionFileError`,
 naming the file, and never writes.
 """
 
@@ -99,7 +101,7 @@ def _sync_directory(directory: str) -> None:
 
 
 def read_session(path: str | os.PathLike[str]) -> SessionFile:
-    """Read a file written by :func:`write_session`.
+    """Read a file written by `write_session`.
 
     Raises:
         SessionFileError: The file is missing, unreadable, not JSON, not a session

@@ -1,7 +1,7 @@
 """Headers safe to log: credentials shortened so that two keys can be told apart.
 
 The transport logs each request's headers at DEBUG level through
-:func:`redact_headers`, so turning on debug logging never writes a usable key.
+`redact_headers`, so turning on debug logging never writes a usable key.
 """
 
 from __future__ import annotations

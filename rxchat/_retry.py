@@ -4,13 +4,13 @@ Pure functions, no I/O and no clock, so the reader in ``_stream.py`` only asks "
 and after how many seconds?" and schedules the next attempt on its scheduler.
 
 * Retried: HTTP 408, 409, 429 and 5xx, connection failures and timeouts
-  (:class:`~rxchat.errors.APIConnectionError`), and a body that ended before its first
-  delta (:class:`~rxchat.errors.StreamInterrupted`) — but only while nothing has been
+  (`APIConnectionError`), and a body that ended before its first
+  delta (`StreamInterrupted`) — but only while nothing has been
   emitted, so output is never duplicated. Malformed streams and error objects inside a
-  200 stream (:class:`~rxchat.errors.StreamError`) are not retried: the same request
+  200 stream (`StreamError`) are not retried: the same request
   would most likely fail the same way.
 * The wait is the server's ``retry-after-ms`` / ``Retry-After`` when it sent one and it
-  is at most :data:`MAX_RETRY_AFTER`; a longer one ends the retries at once (the error
+  is at most `MAX_RETRY_AFTER`; a longer one ends the retries at once (the error
   keeps ``retry_after`` so the caller may wait that long itself). Otherwise it is
   exponential backoff with jitter, as in the official OpenAI SDK:
   ``min(0.5 * 2**n, 8) * (1 - 0.25 * random())`` seconds before retry ``n + 1``.

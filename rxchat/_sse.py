@@ -15,7 +15,7 @@ boundaries gives the same events, because
 
 At end of body, the spec drops an event that was not ended by a blank line. Recorded
 providers do end streams with an event whose last line ends with a newline but no blank
-line follows; :meth:`SSEDecoder.end` dispatches such an event (the rule proposed in
+line follows; `SSEDecoder.end` dispatches such an event (the rule proposed in
 openai-node#2725) and still drops one whose last line was cut off mid-line.
 
 sseclient-py, the usual choice, fails several of these points (it dispatches a cut-off
@@ -67,11 +67,11 @@ def _new_event(data: str, last_id: str | None, retry: int | None) -> ServerSentE
 
 
 class SSEDecoder:
-    """Turns the bytes of an event stream into :class:`ServerSentEvent` values.
+    """Turns the bytes of an event stream into `ServerSentEvent` values.
 
     Args:
         max_event_bytes: Largest event, or unterminated line, to hold in memory. A
-            stream that exceeds it raises :class:`~rxchat.errors.StreamError`, so an
+            stream that exceeds it raises `StreamError`, so an
             endless line cannot exhaust memory.
     """
 
@@ -93,7 +93,7 @@ class SSEDecoder:
 
         Nothing decoded is lost to bad input: when these bytes hold complete events
         before a bad line, those events are returned and the error is raised by the
-        next call (:meth:`feed`, :meth:`end` or :meth:`check`).
+        next call (`feed`, `end` or `check`).
 
         Args:
             chunk: Any number of bytes, split anywhere.
@@ -117,10 +117,10 @@ class SSEDecoder:
         return events  # the events before the bad line go out first
 
     def check(self) -> None:
-        """Raise the error found after the events the last :meth:`feed` returned.
+        """Raise the error found after the events the last `feed` returned.
 
         Raises:
-            StreamError: The bad input :meth:`feed` held back; raised again on every
+            StreamError: The bad input `feed` held back; raised again on every
                 later call, since the decoder cannot resume after it.
         """
         if self._error is not None:
@@ -177,7 +177,7 @@ class SSEDecoder:
 
         Every ``\\n\\n`` then ends an event, and a block that is a single
         ``data: `` line is that event's data; any other block goes line by line, and
-        the bytes after the last boundary go through :meth:`_feed_lines`. Same events
+        the bytes after the last boundary go through `_feed_lines`. Same events
         as the general path, with the same limits and errors.
         """
         blocks = chunk.split(b"\n\n")
@@ -209,7 +209,7 @@ class SSEDecoder:
             an event cut off mid-line is dropped.
 
         Raises:
-            StreamError: The bad input the last :meth:`feed` held back.
+            StreamError: The bad input the last `feed` held back.
         """
         self.check()
         cut_off = bool(self._partial)

@@ -1,9 +1,9 @@
 """HTTP error responses as typed errors: the status picks the class, the body the message.
 
-:func:`status_error` maps 401/403, 429, 5xx and 400/404/413/422 to their
-:class:`~rxchat.errors.APIStatusError` subclasses (any other status to the base class),
+`status_error` maps 401/403, 429, 5xx and 400/404/413/422 to their
+`APIStatusError` subclasses (any other status to the base class),
 quoting the server's own message (from a JSON error body, else the text of a plain or
-HTML page) and the wait it asked for (:func:`retry_after_seconds`, from
+HTML page) and the wait it asked for (`retry_after_seconds`, from
 ``retry-after-ms`` or ``Retry-After``).
 """
 

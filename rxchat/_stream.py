@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import reactivex
@@ -72,7 +73,7 @@ def default_client() -> ChatClient:
 
 
 def create_stream_completion(
-    params: ChatCompletionParams,
+    params: ChatCompletionParams | Mapping[str, Any],
     *,
     client: ChatClient | None = None,
     scheduler: abc.SchedulerBase | None = None,
@@ -80,11 +81,13 @@ def create_stream_completion(
     """Stream one chat completion; emit each ``choices[i].delta`` as a ``Message``.
 
     Cold: nothing is sent until subscribe, and each subscription sends its own request
-    with ``stream: true``. ::
+    with ``stream: true``.
 
-        params  ──subscribe──▶ POST /chat/completions
-        deltas  ──m──m──m──m──|          ([DONE], or every choice finished)
-        deltas  ──m──m──#                (StreamInterrupted: body cut off)
+    ```text
+    params  ──subscribe──▶ POST /chat/completions
+    deltas  ──m──m──m──m──|          ([DONE], or every choice finished)
+    deltas  ──m──m──#                (StreamInterrupted: body cut off)
+    ```
 
     Args:
         params: The request body, as for OpenAI: ``messages`` (dicts or
@@ -120,7 +123,7 @@ class _Reader:
 
     def __init__(
         self,
-        params: ChatCompletionParams,
+        params: ChatCompletionParams | Mapping[str, Any],
         client: ChatClient | None,
         observer: abc.ObserverBase[Message],
         scheduler: abc.SchedulerBase,

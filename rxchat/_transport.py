@@ -1,8 +1,8 @@
 """HTTP transport: the only module that imports ``requests``.
 
-It opens one streamed POST and hands back a :class:`StreamResponse` whose
-:meth:`~StreamResponse.iter_bytes` yields the body as it arrives, and an
-:class:`AbortHandle` that closes the socket from any thread, at once:
+It opens one streamed POST and hands back a `StreamResponse` whose
+`iter_bytes` yields the body as it arrives, and an
+`AbortHandle` that closes the socket from any thread, at once:
 
 * reads return whatever bytes are available, so an event is seen the moment it
   arrives in both chunked and close-delimited framing (``iter_content`` holds a
@@ -207,12 +207,12 @@ def translate(
         exc: What requests, urllib3 or the socket raised.
         url: The request's URL, for the message.
         reading: Whether the response headers had arrived and the body was being
-            read. A broken connection is then :class:`StreamInterrupted` (the reply
-            was cut off), before that :class:`APIConnectionError`.
+            read. A broken connection is then `StreamInterrupted` (the reply
+            was cut off), before that `APIConnectionError`.
         timeout: The request's timeout, to name the limit that ran out.
 
     Returns:
-        :class:`APITimeoutError` for a connect or idle timeout, else the above.
+        `APITimeoutError` for a connect or idle timeout, else the above.
     """
     connect, idle = _timeout_pair(timeout)
     if _is_timeout(exc):

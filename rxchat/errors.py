@@ -3,26 +3,28 @@
 Errors travel down an Observable as ``on_error`` values; the same classes are raised by
 the few synchronous calls (``ChatClient(...)``, ``ChatSession.load``). Each message says
 what happened and what to do, quotes the server's own message when it sent one, and
-never contains the API key::
+never contains the API key:
 
-    RxChatError
-    ├── ConfigurationError          bad base_url, insecure http, unreadable file
-    ├── APIError
-    │   ├── APIStatusError          the server answered with an HTTP error status
-    │   │   ├── BadRequestError     400, 404, 413, 422
-    │   │   ├── AuthenticationError 401, 403, or no API key configured
-    │   │   ├── RateLimitError      429 (``retry_after`` in seconds, if sent)
-    │   │   └── ServerError         5xx
-    │   ├── APIConnectionError      could not connect, or broke before the headers
-    │   │   └── APITimeoutError     connect, idle or first-delta timeout
-    │   ├── StreamError             malformed event, error object in the stream,
-    │   │                           event over the size limit, invalid UTF-8,
-    │   │                           wrong Content-Type
-    │   └── StreamInterrupted       the body ended, or the connection broke, before
-    │                               the reply was finished
-    └── SessionError                a ChatSession call that cannot be honoured now
-        └── SessionFileError        a session file cannot be saved or loaded
-                                    (also a ConfigurationError)
+```text
+RxChatError
+├── ConfigurationError          bad base_url, insecure http, unreadable file
+├── APIError
+│   ├── APIStatusError          the server answered with an HTTP error status
+│   │   ├── BadRequestError     400, 404, 413, 422
+│   │   ├── AuthenticationError 401, 403, or no API key configured
+│   │   ├── RateLimitError      429 (retry_after in seconds, if sent)
+│   │   └── ServerError         5xx
+│   ├── APIConnectionError      could not connect, or broke before the headers
+│   │   └── APITimeoutError     connect, idle or first-delta timeout
+│   ├── StreamError             malformed event, error object in the stream,
+│   │                           event over the size limit, invalid UTF-8,
+│   │                           wrong Content-Type
+│   └── StreamInterrupted       the body ended, or the connection broke, before
+│                               the reply was finished
+└── SessionError                a ChatSession call that cannot be honoured now
+    └── SessionFileError        a session file cannot be saved or loaded
+                                (also a ConfigurationError)
+```
 
 Exceptions from ``requests``/``urllib3`` are translated once, in the transport layer,
 including while the body is being read.

@@ -1,9 +1,9 @@
 """Operators for streams of ``Message`` deltas: plain RxPY operators for ``.pipe``.
 
-Each is built by composing ``reactivex.operators``; :func:`idle_timeout` is
+Each is built by composing ``reactivex.operators``; `idle_timeout` is
 ``reactivex.operators.timeout`` with a typed error. The merging rules live in two pure
-functions, :func:`merge_delta` (one step, for running snapshots) and
-:func:`merge_deltas` (a whole stream at once, in linear time):
+functions, `merge_delta` (one step, for running snapshots) and
+`merge_deltas` (a whole stream at once, in linear time):
 
 * ``content`` and ``reasoning_content`` are concatenated; ``None`` never overwrites;
 * ``role`` and ``name`` are set by the first delta that carries them;
@@ -44,11 +44,13 @@ def accumulate() -> Callable[[Observable[Message]], Observable[Message]]:
     """Emit a running snapshot of the whole message after each delta.
 
     Each snapshot is a new string, so the cost per delta grows with the reply;
-    use :func:`final_message` when only the end result matters. ::
+    use `final_message` when only the end result matters.
 
-        deltas:   ──a────b────c───|     (content "He", "ll", "o")
-        accumulate()
-        snapshots ──A────B────C───|     ("He", "Hell", "Hello")
+    ```text
+    deltas:   ──a────b────c───|     (content "He", "ll", "o")
+    accumulate()
+    snapshots ──A────B────C───|     ("He", "Hell", "Hello")
+    ```
 
     With ``n > 1`` choices, each snapshot is that of the delta's own choice
     (``index``): choices are never mixed.
@@ -60,11 +62,13 @@ def accumulate() -> Callable[[Observable[Message]], Observable[Message]]:
 
 
 def final_message() -> Callable[[Observable[Message]], Observable[Message]]:
-    """Emit one ``Message``, the whole reply, when the stream completes. ::
+    """Emit one ``Message``, the whole reply, when the stream completes.
 
-        deltas:   ──a────b────c───|
-        final_message()
-        message   ────────────────(M|)
+    ```text
+    deltas:   ──a────b────c───|
+    final_message()
+    message   ────────────────(M|)
+    ```
 
     Content and reasoning are joined, tool-call fragments merged by index, and
     ``finish_reason`` and ``usage`` kept (usage also from a trailing usage-only delta).
@@ -78,11 +82,13 @@ def final_message() -> Callable[[Observable[Message]], Observable[Message]]:
 
 
 def content() -> Callable[[Observable[Message]], Observable[str]]:
-    """Emit the non-empty ``content`` pieces as strings. ::
+    """Emit the non-empty ``content`` pieces as strings.
 
-        deltas:   ──r────a────b───|     (role only, "He", "llo")
-        content()
-        text      ───────a────b───|     ("He", "llo")
+    ```text
+    deltas:   ──r────a────b───|     (role only, "He", "llo")
+    content()
+    text      ───────a────b───|     ("He", "llo")
+    ```
 
     Returns:
         An operator from deltas to text fragments.
@@ -91,11 +97,13 @@ def content() -> Callable[[Observable[Message]], Observable[str]]:
 
 
 def reasoning() -> Callable[[Observable[Message]], Observable[str]]:
-    """Emit the non-empty ``reasoning_content`` pieces as strings. ::
+    """Emit the non-empty ``reasoning_content`` pieces as strings.
 
-        deltas:   ──r────a────b───|     (reasoning "Hm", "m", then content "Hi")
-        reasoning()
-        text      ──r────a────────|     ("Hm", "m")
+    ```text
+    deltas:   ──r────a────b───|     (reasoning "Hm", "m", then content "Hi")
+    reasoning()
+    text      ──r────a────────|     ("Hm", "m")
+    ```
 
     Returns:
         An operator from deltas to reasoning fragments.
@@ -106,17 +114,19 @@ def reasoning() -> Callable[[Observable[Message]], Observable[str]]:
 def idle_timeout(
     seconds: float, *, scheduler: abc.SchedulerBase | None = None
 ) -> Callable[[Observable[_T]], Observable[_T]]:
-    """Fail with :class:`~rxchat.errors.APITimeoutError` when no value arrives within
-    ``seconds`` of subscribing or of the previous value. ::
+    """Fail with `APITimeoutError` when no value arrives within
+    ``seconds`` of subscribing or of the previous value.
 
-        source:   ──a──b─────────────c──|
-        idle_timeout(4)
-        output    ──a──b───#                 (# = APITimeoutError, 4 after b)
+    ```text
+    source:   ──a──b─────────────c──|
+    idle_timeout(4)
+    output    ──a──b───#                 (# = APITimeoutError, 4 after b)
+    ```
 
     Like ``reactivex.operators.timeout``, which errors with a bare ``Exception``, but
     the error is typed, so it is handled with the library's other timeouts (and the
     CLI's exit code for them). Disposing on timeout unsubscribes from the source, which
-    for :func:`~rxchat.create_stream_completion` closes the connection.
+    for `create_stream_completion` closes the connection.
 
     Args:
         seconds: Longest silence allowed, from subscription and between values.

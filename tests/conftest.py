@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,13 @@ ENV_VARIABLES = (
     "SILICONFLOW_API_KEY",
     "RXCHAT_MODEL",
 )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many documentation examples ran (tests/test_docs.py fills the report)."""
+    docs = sys.modules.get("tests.test_docs")
+    for line in getattr(docs, "REPORT", []):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)

@@ -43,7 +43,7 @@ OPERATORS = ["accumulate", "final_message", "content", "reasoning", "idle_timeou
 @pytest.mark.parametrize("name", OPERATORS)
 def test_operator_docstring_has_a_marble_diagram(name: str) -> None:
     doc = inspect.getdoc(getattr(rxchat.operators, name)) or ""
-    assert "::" in doc, "the diagram belongs in a literal block"
+    assert "```text\n" in doc, "the diagram belongs in a fenced text block"
     assert doc.count("──") >= 2 or doc.count("--") >= 2, "no marble diagram"
     assert "Returns:" in doc
 

@@ -162,7 +162,7 @@ def test_each_subscription_gets_its_own_error() -> None:
 def test_idle_timeout_is_public_and_documented_with_a_marble() -> None:
     assert "idle_timeout" in rxops.__all__
     doc = inspect.getdoc(rxops.idle_timeout) or ""
-    assert "::" in doc and doc.count("──") >= 2 and "Returns:" in doc
+    assert "```text\n" in doc and doc.count("──") >= 2 and "Returns:" in doc
 
 
 def test_idle_timeout_on_a_real_stream_closes_the_connection(server: FakeServer) -> None:

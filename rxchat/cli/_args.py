@@ -2,7 +2,7 @@
 
 Common options may come before or after the command (``rxchat --offline chat`` and
 ``rxchat chat --offline`` mean the same). ``rxchat`` with no command is ``rxchat chat``.
-The parser writes to the injected streams and raises :class:`ParserExit` instead of
+The parser writes to the injected streams and raises `ParserExit` instead of
 calling ``sys.exit``, so ``main()`` stays callable in-process.
 """
 

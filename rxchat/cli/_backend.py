@@ -4,7 +4,7 @@ The offline model is used when ``--offline`` is given, or when neither an API ke
 a base URL is configured. A base URL given without a key is used as given: a loopback
 server (a local vLLM or Ollama) needs no key, and any other one fails with a clear
 "no API key" error rather than silently answering from the offline model. It is
-:func:`rxchat.testing.offline_reply` served by a :class:`~rxchat.testing.FakeServer`
+`rxchat.testing.offline_reply` served by a `FakeServer`
 started in-process on 127.0.0.1, so HTTP, SSE, the reader thread and the session all run
 for real. It is not a language model, and the notice printed says so.
 """

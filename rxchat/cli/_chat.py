@@ -1,11 +1,11 @@
-"""``rxchat chat``: an interactive conversation on a :class:`~rxchat.ChatSession`.
+"""``rxchat chat``: an interactive conversation on a `ChatSession`.
 
 Each line typed is ``session.send(line)``; its deltas are rendered as they arrive
-(:mod:`._reply`), and a stats line follows. Ctrl-C during a reply calls
+(`._reply`), and a stats line follows. Ctrl-C during a reply calls
 ``session.cancel()``: the HTTP stream is closed and the session keeps the partial
 reply. Ctrl-C or Ctrl-D at an empty prompt ends the chat with status 0. A failed turn prints
 one line and the conversation goes on (``/retry`` asks it again). Lines starting with
-``/`` are commands (:mod:`._slash`).
+``/`` are commands (`._slash`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``main()`` receives stdout, stderr, stdin and the environment instead of reading the
 globals, so tests can run every command in-process. When stdin and stdout are the real
-terminal, lines are read with :func:`input` and :mod:`readline` (line editing and
+terminal, lines are read with `input` and `readline` (line editing and
 history with the arrow keys); otherwise from ``stdin`` directly.
 """
 

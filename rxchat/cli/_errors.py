@@ -73,7 +73,7 @@ def exit_code_for(error: BaseException) -> ExitCode:
         error: What went wrong.
 
     Returns:
-        The matching :class:`ExitCode`; ``OTHER`` for anything unknown.
+        The matching `ExitCode`; ``OTHER`` for anything unknown.
     """
     for family, code in _FAMILIES:
         if isinstance(error, family):

@@ -47,7 +47,7 @@ def main(
         env: Environment variables; default ``os.environ``.
 
     Returns:
-        0 on success, else an :class:`~rxchat.cli.ExitCode` chosen by the error family.
+        0 on success, else an `ExitCode` chosen by the error family.
     """
     console = Console(
         stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin,
@@ -84,5 +84,5 @@ def _reader_went_away(console: Console) -> int:
 
 
 def main_entry() -> None:
-    """The ``rxchat`` console script: exit with :func:`main`'s status."""
+    """The ``rxchat`` console script: exit with `main`'s status."""
     sys.exit(main(sys.argv[1:]))

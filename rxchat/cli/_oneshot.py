@@ -113,7 +113,9 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         console.out(f"rxchat offline model serving an OpenAI-compatible API at {server.base_url}")
         console.out(
             "It is not a language model: it repeats and recalls what it is told. "
-            f"Try: OPENAI_BASE_URL={server.base_url} OPENAI_API_KEY=x. Ctrl-C stops it."
+            f"For rxchat: export RXCHAT_BASE_URL={server.base_url} (no key needed); for "
+            f"the openai SDK: OPENAI_BASE_URL={server.base_url} OPENAI_API_KEY=x. "
+            "Ctrl-C stops it."
         )
         while True:
             time.sleep(1.0)

@@ -99,7 +99,7 @@ def stream_reply(
         cancel: Called once when ``interrupted`` becomes set (e.g. ``session.cancel``),
             after which the loop waits for the stream to end; None: stop at once
             (disposing the subscription aborts the request).
-        interrupted: Set by Ctrl-C (see :func:`sigint_sets`).
+        interrupted: Set by Ctrl-C (see `sigint_sets`).
         clock: Monotonic seconds, for the timings.
 
     Returns:

@@ -1,16 +1,16 @@
 """Testing helpers: a real loopback chat server, scripted replies and marble deltas.
 
-* :class:`FakeServer` is an OpenAI-compatible SSE server on 127.0.0.1 that plays
-  :class:`Reply` scripts and records every request; the offline model answers when
+* `FakeServer` is an OpenAI-compatible SSE server on 127.0.0.1 that plays
+  `Reply` scripts and records every request; the offline model answers when
   the script is empty (``rxchat serve`` runs the same server).
-* :func:`marble_deltas` and :class:`ScriptedCompletion` describe delta streams in
+* `marble_deltas` and `ScriptedCompletion` describe delta streams in
   virtual time, for ``ChatSession(complete=..., scheduler=TestScheduler())`` tests.
 """
 
 from __future__ import annotations
 
+from .._offline import offline_answer, offline_reply
 from ._marbles import ScriptedCompletion, marble_deltas
-from ._offline import offline_answer, offline_reply
 from ._replies import RESET, STALL, Reply, chunk, sse_event
 from ._server import FakeServer, RecordedRequest, closed_port
 

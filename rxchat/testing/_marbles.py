@@ -26,15 +26,17 @@ def marble_deltas(
 
     Each character is one ``timespan`` of virtual time; letters are looked up in
     ``values`` (a ``str`` value becomes a content delta), ``|`` completes and ``#``
-    emits ``error``. ::
+    emits ``error``.
 
-        marble_deltas("-a-b-|", {"a": "Hel", "b": Message(content="lo", finish_reason="stop")})
+    ```text
+    marble_deltas("-a-b-|", {"a": "Hel", "b": Message(content="lo", finish_reason="stop")})
+    ```
 
     Args:
         marbles: The marble diagram.
         values: What each letter emits.
         error: What ``#`` emits; by default a
-            :class:`~rxchat.errors.StreamInterrupted`, as a cut-off reply would.
+            `StreamInterrupted`, as a cut-off reply would.
         timespan: Virtual seconds per character.
         scheduler: Scheduler to run on (usually the test's ``TestScheduler``).
 

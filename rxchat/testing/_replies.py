@@ -1,9 +1,9 @@
 """Scripted replies for the loopback server: what to send for one request.
 
-A :class:`Reply` is a status, headers, a framing and a list of body *parts*: ``bytes``
+A `Reply` is a status, headers, a framing and a list of body *parts*: ``bytes``
 (written at once; one HTTP chunk each in chunked framing), a ``float`` (pause that many
-seconds), :data:`STALL` (go silent until the client disconnects or the server stops) or
-:data:`RESET` (abort the connection with a TCP reset, as a crashed proxy does).
+seconds), `STALL` (go silent until the client disconnects or the server stops) or
+`RESET` (abort the connection with a TCP reset, as a crashed proxy does).
 The constructors build the common shapes from chunk dicts shaped like OpenAI's.
 """
 
@@ -100,14 +100,14 @@ class Reply:
     """What the loopback server sends for one request.
 
     Attributes:
-        parts: Body parts: bytes, pauses (float seconds), :data:`STALL` and
-            :data:`RESET`.
+        parts: Body parts: bytes, pauses (float seconds), `STALL` and
+            `RESET`.
         status: HTTP status code.
         headers: Response headers (Content-Type included).
         framing: ``"chunked"`` (Transfer-Encoding), ``"close"`` (no length; the body
             ends when the connection closes) or ``"length"`` (Content-Length).
         delay_headers: Seconds to wait before sending the status line and headers, or
-            :data:`STALL` to send nothing at all until the client goes away.
+            `STALL` to send nothing at all until the client goes away.
     """
 
     parts: tuple[Part, ...] = ()

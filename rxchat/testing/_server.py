@@ -1,7 +1,7 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1, for tests and offline use.
 
-:class:`FakeServer` listens on a free loopback port in a background thread (one more
-thread per connection), plays scripted :class:`~rxchat.testing.Reply` values in order
+`FakeServer` listens on a free loopback port in a background thread (one more
+thread per connection), plays scripted `Reply` values in order
 and, when the script is empty, asks its ``responder`` (by default the offline model).
 Every request is recorded, and every client disconnect seen while a reply was being
 sent is counted, so tests can assert what went over the wire and that dispose closed
@@ -185,21 +185,23 @@ class _Server(ThreadingHTTPServer):
 class FakeServer:
     """An OpenAI-compatible SSE server on 127.0.0.1 that plays scripted replies.
 
-    Use it as a context manager::
+    Use it as a context manager:
 
-        with FakeServer() as server:
-            server.enqueue(Reply.text("Hello there"))
-            client = ChatClient(server.base_url)
+    ```text
+    with FakeServer() as server:
+        server.enqueue(Reply.text("Hello there"))
+        client = ChatClient(server.base_url)
+    ```
 
     Args:
         responder: Builds the reply when the script is empty; by default the
-            offline model (:func:`rxchat.testing.offline_reply`).
+            offline model (`rxchat.testing.offline_reply`).
         port: Port to listen on (0 picks a free one).
     """
 
     def __init__(self, responder: Responder | None = None, *, port: int = 0) -> None:
         if responder is None:
-            from ._offline import offline_reply
+            from .._offline import offline_reply
 
             responder = offline_reply
         self.responder = responder

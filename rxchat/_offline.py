@@ -9,10 +9,10 @@ request carries the whole conversation.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._replies import Reply
-from ._server import RecordedRequest
+if TYPE_CHECKING:  # the server lives in rxchat.testing, which imports this module
+    from .testing import RecordedRequest, Reply
 
 __all__ = ["offline_answer", "offline_reply"]
 
@@ -64,13 +64,15 @@ def offline_answer(messages: list[dict[str, Any]]) -> str:
 
 
 def offline_reply(request: RecordedRequest, *, delay: float = 0.0) -> Reply:
-    """The offline model's :class:`Reply` to a chat request.
+    """The offline model's `Reply` to a chat request.
 
-    With ``"stream": true``, :func:`offline_answer` streamed word by word (``delay``
+    With ``"stream": true``, `offline_answer` streamed word by word (``delay``
     seconds apart) with a usage chunk; otherwise one ``chat.completion`` JSON object,
     as OpenAI answers a non-streamed request. A body that is not a JSON object with a
     ``messages`` list is a 400 in OpenAI's error shape.
     """
+    from .testing import Reply
+
     body = request.json
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return Reply.error(400, {"error": {
