@@ -86,7 +86,11 @@ class PostgresStore(SQLStore):
         self._dsn = dsn
         self._lock = threading.Lock()
         self._connection: psycopg.Connection[Any] | None = None
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"PostgresStore({_without_password(self._dsn)!r})"
