@@ -37,6 +37,7 @@ from ._oneshot import extra_params
 from ._render import ReplyView, format_stats, is_terminal
 from ._reply import ReplyOutcome, sigint_sets, stream_reply
 from ._slash import run_command
+from ._tools import console_approval, load_tools, tool_session_options
 
 __all__ = ["Chat", "run_chat"]
 
@@ -67,9 +68,13 @@ class Chat:
         self.backend = backend
         self.debug = bool(args.debug)
         self.palette = console.palette(console.stdout)
+        tools = tool_session_options(
+            load_tools(getattr(args, "tool", ())),
+            console_approval(console, yes=bool(getattr(args, "yes", False))),
+        )
         self.session = session_holding(
             history, backend.client, model=args.model, params=extra_params(args),
-            **({} if history else {"system": args.system}),
+            **({} if history else {"system": args.system}), **tools,
         )
         if history and args.system:
             self.session.set_system(args.system)
@@ -209,10 +214,10 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
             try:
                 return chat.loop()
             finally:
+                logged = chat.log.conversation_id
                 chat.log.stop()
-                if chat.log.conversation_id is not None:
-                    chat.say(f"[logged as {chat.log.conversation_id}; "
-                             "rxchat chat -c continues it]")
+                if logged is not None:
+                    chat.say(f"[logged as {logged}; rxchat chat -c continues it]")
     finally:
         if store is not None:
             store.close()
