@@ -293,8 +293,8 @@ def test_ask_appends_piped_stdin(fake: FakeServer, tmp_path: Path) -> None:
     fake.enqueue(Reply.text("Reviewed."))
     command = f"printf '  x = 1\\n' | {sys.executable} -m rxchat ask --base-url " \
               f"{fake.base_url} Review this"
-    child = pexpect.spawn("/bin/sh", ["-c", command], env=terminal_env(tmp_path, RXCHAT_API_KEY=KEY),
-                          encoding="utf-8", timeout=TIMEOUT)
+    env = terminal_env(tmp_path, RXCHAT_API_KEY=KEY)
+    child = pexpect.spawn("/bin/sh", ["-c", command], env=env, encoding="utf-8", timeout=TIMEOUT)
     child.expect_exact("Reviewed.")
     assert finish(child) == 0
     assert fake.requests[0].messages[-1]["content"] == "Review this\n\n  x = 1"

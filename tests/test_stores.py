@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import pickle
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from rxchat import ChatSession, FunctionCall, Message, ToolCall, Usage
 from rxchat.errors import ConversationNotFoundError, RxChatError, StoreError
-from rxchat.stores import ConversationStore, PostgresStore, SQLiteStore
-from rxchat.stores import _postgres, _sqlite
+from rxchat.stores import ConversationStore, PostgresStore, SQLiteStore, _postgres, _sqlite
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -29,10 +28,11 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+Reopen = Callable[[], ConversationStore]
+
+
 @pytest.fixture
-def reopen(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
-    type[object]
-]:
+def reopen(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Reopen]:
     """A function opening another store object on the same database."""
     opened: list[ConversationStore] = []
 
@@ -41,14 +41,14 @@ def reopen(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         opened.append(store)
         return store
 
-    yield again  # type: ignore[misc]
+    yield again
     for store in opened:
         store.close()
 
 
 @pytest.fixture
-def store(reopen: object) -> ConversationStore:
-    return reopen()  # type: ignore[operator, no-any-return]
+def store(reopen: Reopen) -> ConversationStore:
+    return reopen()
 
 
 USER = Message(role="user", content="My name is Ada and I like owls.")
@@ -202,8 +202,8 @@ def test_a_failed_save_changes_nothing(store: ConversationStore) -> None:
     assert store.get(cid).messages == TURN
 
 
-def test_another_store_object_sees_the_writes(reopen: object) -> None:
-    one, two = reopen(), reopen()  # type: ignore[operator]
+def test_another_store_object_sees_the_writes(reopen: Reopen) -> None:
+    one, two = reopen(), reopen()
     cid = one.create()
     one.save_messages(cid, TURN)
     assert two.get(cid).messages == TURN
@@ -228,28 +228,28 @@ def test_threads_share_one_store(store: ConversationStore) -> None:
 
 
 def test_an_older_schema_is_migrated_and_its_messages_become_searchable(
-    reopen: object, kind: str, monkeypatch: pytest.MonkeyPatch
+    reopen: Reopen, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = _sqlite if kind == "sqlite" else _postgres
     with monkeypatch.context() as patch:
         patch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:1])
-        old = reopen()  # type: ignore[operator]
+        old = reopen()
         cid = old.create()
         old.save_messages(cid, TURN)
         old.close()
-    new = reopen()  # type: ignore[operator]
+    new = reopen()
     assert [c.id for c in new.search("owls")] == [cid]
     assert new.get(cid).messages == TURN
 
 
 def test_a_newer_schema_is_refused_and_left_alone(
-    reopen: object, kind: str, monkeypatch: pytest.MonkeyPatch
+    reopen: Reopen, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = _sqlite if kind == "sqlite" else _postgres
-    store = reopen()  # type: ignore[operator]
+    store = reopen()
     store.close()
     with monkeypatch.context() as patch:
         patch.setattr(module, "MIGRATIONS", [*module.MIGRATIONS, ("SELECT 1",)])
-        reopen().close()  # type: ignore[operator]
-    with pytest.raises(StoreError, match="newer than this rxchat knows.*upgrade rxchat"):
-        reopen()  # type: ignore[operator]
+        reopen().close()
+    with pytest.raises(StoreError, match=r"newer than this rxchat knows.*upgrade rxchat"):
+        reopen()

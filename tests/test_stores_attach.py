@@ -50,8 +50,8 @@ def test_each_commit_is_written_through_and_resumes(
     session.undo()
     assert wait_until(lambda: len(load_history(store, cid)) == 3)
     stored = store.get(cid)
-    assert (stored.model, stored.title, stored.usage.total_tokens) == (  # type: ignore[union-attr]
-        "m-1", "My name is Ada", 7)
+    assert stored.usage is not None
+    assert (stored.model, stored.title, stored.usage.total_tokens) == ("m-1", "My name is Ada", 7)
     writer.dispose()
     session.reset()
     assert len(load_history(store, cid)) == 3  # disposed: no longer written
