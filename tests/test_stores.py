@@ -253,3 +253,10 @@ def test_a_newer_schema_is_refused_and_left_alone(
         reopen().close()
     with pytest.raises(StoreError, match=r"newer than this rxchat knows.*upgrade rxchat"):
         reopen()
+
+
+def test_content_given_as_parts_is_stored_too(store: ConversationStore) -> None:
+    parts = Message.from_dict({"role": "user", "content": [{"type": "text", "text": "hi"}]})
+    cid = store.create()
+    store.save_messages(cid, (parts,))
+    assert store.get(cid).messages == (parts,)

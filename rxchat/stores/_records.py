@@ -8,6 +8,7 @@ apart on what they store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -83,11 +84,32 @@ class MessageRow:
 
     @classmethod
     def of(cls, message: Message) -> MessageRow:
-        """The stored form of ``message``."""
-        data = json.dumps(message.to_dict(), ensure_ascii=False, sort_keys=True)
-        text = "\n".join(t for t in (message.content, message.reasoning_content) if t)
-        digest = hashlib.blake2b(data.encode("utf-8"), digest_size=16).hexdigest()
-        return cls(message.role, data, text, digest)
+        """The stored form of ``message`` (remembered: a history is saved again and
+        again with the same messages, and encoding them is most of a save's cost)."""
+        try:
+            return _remembered_row(message)
+        except TypeError:  # an unhashable field (content as a list of parts)
+            return _row_of(message)
+
+
+def _row_of(message: Message) -> MessageRow:
+    data = json.dumps(message.to_dict(), ensure_ascii=False, sort_keys=True)
+    text = "\n".join(_text(t) for t in (message.content, message.reasoning_content) if t)
+    digest = hashlib.blake2b(data.encode("utf-8"), digest_size=16).hexdigest()
+    return MessageRow(message.role, data, text, digest)
+
+
+_remembered_row = functools.lru_cache(maxsize=8192)(_row_of)
+
+
+def _text(value: object) -> str:
+    """The searchable text of a content: itself, or the text of its parts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(p["text"] for p in value if isinstance(p, dict)
+                        and isinstance(p.get("text"), str))
+    return ""
 
 
 def new_id() -> str:
