@@ -130,8 +130,8 @@ def to_datetime(stamp_us: int) -> datetime:
 def title_of(messages: Sequence[Message]) -> str | None:
     """The first user message on one line, cut to :data:`TITLE_LENGTH` characters."""
     for message in messages:
-        if message.role == "user" and message.content and message.content.strip():
-            line = " ".join(message.content.split())
+        line = " ".join(_text(message.content).split()) if message.role == "user" else ""
+        if line:
             return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
     return None
 
