@@ -1,8 +1,8 @@
 """Logging conversations from the command line: which store, which conversation.
 
-Conversations go to the default :class:`~rxchat.stores.SQLiteStore` (``conversations.db``
+Conversations go to the default ``rxchat.stores.SQLiteStore`` (``conversations.db``
 in ``RXCHAT_DATA_DIR``, else the user data directory) unless ``--no-log``. A chat's
-session is written through at every commit (:func:`rxchat.stores.attach`); the
+session is written through at every commit (``rxchat.stores.attach``); the
 conversation is created at its first message, so an empty chat leaves nothing behind.
 ``-c`` resumes the conversation that changed last, ``--cid ID`` a given one.
 """

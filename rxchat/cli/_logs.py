@@ -1,6 +1,6 @@
 """``rxchat logs``: list, show, search, export and delete the logged conversations.
 
-They live in the default :class:`~rxchat.stores.SQLiteStore` (see :mod:`._log`).
+They live in the default ``rxchat.stores.SQLiteStore`` (see ``._log``).
 ``export`` writes a session document: ``/load FILE`` in ``rxchat chat`` and
 ``ChatSession.load`` read it back.
 """

@@ -7,7 +7,7 @@ mid-conversation. Before every call the chat asks ``run weather({"city": "Oslo"}
 [y/N]``; ``--yes`` runs them without asking.
 
 The session runs the calls (``ChatSession(tools=..., approve=...)``):
-:func:`tool_session_options` is the one place that hands them over.
+``tool_session_options`` is the one place that hands them over.
 """
 
 from __future__ import annotations

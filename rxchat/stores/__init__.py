@@ -1,13 +1,13 @@
 """Conversation stores: conversations that outlive the process.
 
-* :class:`SQLiteStore` keeps them in one SQLite file (by default
+* ``SQLiteStore`` keeps them in one SQLite file (by default
   ``conversations.db`` in rxchat's data directory), safe for several processes at once.
-* :class:`PostgresStore` keeps them in PostgreSQL, for services on several machines
+* ``PostgresStore`` keeps them in PostgreSQL, for services on several machines
   (``pip install 'rxchat[postgres]'``).
-* :func:`attach` writes a session's history through to a store at every commit, and
-  :func:`load_history` reads one back to resume it.
+* ``attach`` writes a session's history through to a store at every commit, and
+  ``load_history`` reads one back to resume it.
 
-Both stores implement :class:`ConversationStore` and pass one shared test suite::
+Both stores implement ``ConversationStore`` and pass one shared test suite::
 
     store = SQLiteStore()
     conversation_id = store.create(model="deepseek-chat")

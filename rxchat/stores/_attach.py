@@ -1,8 +1,8 @@
 """Write a session's history through to a store as it commits, and read one back.
 
 ``ChatSession.history`` emits the committed history now and after every change (a
-turn committed, an undo, a reset). :func:`attach` subscribes to it and saves each one
-with :meth:`ConversationStore.save_messages` before the next is emitted, on the
+turn committed, an undo, a reset). ``attach`` subscribes to it and saves each one
+with ``ConversationStore.save_messages`` before the next is emitted, on the
 session's own thread: when a commit has been emitted, it is in the store, so a process
 killed at any moment afterwards loses nothing committed. A store failure does not
 stop the conversation; it is reported to ``on_error`` (by default logged).
@@ -95,7 +95,7 @@ def attach(
 ) -> StoreWriter:
     """Save every history ``history`` emits to ``store``, as it is emitted.
 
-    Call it once the session holds the history it resumes (see :func:`load_history`):
+    Call it once the session holds the history it resumes (see ``load_history``):
     the first value emitted is written too, and replaces what was stored.
 
     Args:

@@ -41,7 +41,7 @@ def data_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def default_database(env: Mapping[str, str] | None = None) -> Path:
-    """The default SQLite store's path: ``conversations.db`` in :func:`data_dir`."""
+    """The default SQLite store's path: ``conversations.db`` in ``data_dir``."""
     return data_dir(env) / DATABASE_NAME
 
 

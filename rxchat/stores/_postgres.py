@@ -2,7 +2,7 @@
 
 It needs psycopg 3 (``pip install 'rxchat[postgres]'``). The tables are those of the
 SQLite store, prefixed ``rxchat_`` so they can live in an application's own database;
-the schema version is kept in ``rxchat_schema`` and :data:`MIGRATIONS` run under an
+the schema version is kept in ``rxchat_schema`` and ``MIGRATIONS`` run under an
 advisory lock, so several machines starting at once migrate exactly once. Search uses
 a GIN index on ``to_tsvector('simple', text)``: whole words, any case, no stemming,
 as the SQLite store matches them.

@@ -14,11 +14,11 @@ __all__ = ["ConversationStore"]
 
 @runtime_checkable
 class ConversationStore(Protocol):
-    """Where conversations are kept: :class:`SQLiteStore`, :class:`PostgresStore`, or yours.
+    """Where conversations are kept: ``SQLiteStore``, ``PostgresStore``, or yours.
 
     Every method is safe to call from any thread. A method given an id that no
-    conversation has raises :class:`~rxchat.errors.ConversationNotFoundError`; any other
-    failure of the store is a :class:`~rxchat.errors.StoreError`.
+    conversation has raises ``rxchat.errors.ConversationNotFoundError``; any other
+    failure of the store is a ``rxchat.errors.StoreError``.
     """
 
     def create(self, *, model: str | None = None, title: str | None = None) -> str:

@@ -128,7 +128,7 @@ def to_datetime(stamp_us: int) -> datetime:
 
 
 def title_of(messages: Sequence[Message]) -> str | None:
-    """The first user message on one line, cut to :data:`TITLE_LENGTH` characters."""
+    """The first user message on one line, cut to ``TITLE_LENGTH`` characters."""
     for message in messages:
         line = " ".join(_text(message.content).split()) if message.role == "user" else ""
         if line:

@@ -1,7 +1,7 @@
 """The store logic both SQL backends share, written once against a tiny cursor seam.
 
-A backend supplies :meth:`SQLStore._transaction` (a context manager yielding a
-:class:`Tx`: one database transaction, committed when the block ends, rolled back if
+A backend supplies ``SQLStore._transaction`` (a context manager yielding a
+``Tx``: one database transaction, committed when the block ends, rolled back if
 it raises) and the search query; everything else (ids, stamps, titles, the
 rewrite-only-the-tail rule of ``save_messages``) lives here. SQL is written with ``?``
 placeholders; the PostgreSQL backend turns them into ``%s``.
@@ -62,7 +62,7 @@ class Tx(Protocol):
 
 
 class SQLStore:
-    """The shared implementation of :class:`~rxchat.stores.ConversationStore`."""
+    """The shared implementation of ``rxchat.stores.ConversationStore``."""
 
     def _transaction(self, *, write: bool) -> AbstractContextManager[Tx]:
         raise NotImplementedError

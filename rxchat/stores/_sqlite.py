@@ -5,7 +5,7 @@ and every write is one ``BEGIN IMMEDIATE`` transaction, so two processes appendi
 turns to the same file both succeed, one after the other. ``synchronous=FULL``: a
 transaction that returned is on disk, whatever happens to the process or the machine.
 
-The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` brings an
+The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS`` brings an
 older file up to date when it is opened, and a file from a newer rxchat is refused
 rather than damaged. Search uses an FTS5 index kept in step with the messages by
 triggers.
