@@ -21,9 +21,12 @@ RxChatError
 │   │                           wrong Content-Type
 │   └── StreamInterrupted       the body ended, or the connection broke, before
 │                               the reply was finished
-└── SessionError                a ChatSession call that cannot be honoured now
-    └── SessionFileError        a session file cannot be saved or loaded
-                                (also a ConfigurationError)
+├── SessionError                a ChatSession call that cannot be honoured now
+│   └── SessionFileError        a session file cannot be saved or loaded
+│                               (also a ConfigurationError)
+└── StoreError                  a conversation store cannot be opened, read or
+    │                           written (locked, corrupt, newer schema, no server)
+    └── ConversationNotFoundError   no conversation has the given id
 ```
 
 Exceptions from ``requests``/``urllib3`` are translated once, in the transport layer,
@@ -43,11 +46,13 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "ConversationNotFoundError",
     "RateLimitError",
     "RxChatError",
     "ServerError",
     "SessionError",
     "SessionFileError",
+    "StoreError",
     "StreamError",
     "StreamInterrupted",
 ]
@@ -206,3 +211,30 @@ def _rebuild_session_file_error(path: str, message: str) -> SessionFileError:
     error = SessionFileError(path, "")
     error.args = (message,)
     return error
+
+
+class StoreError(RxChatError):
+    """A conversation store could not be opened, read or written.
+
+    The message names the store (a file path, or the database host without its
+    password) and what to do: free the disk, upgrade rxchat for a newer schema, start
+    the database server, install the ``postgres`` extra.
+    """
+
+
+class ConversationNotFoundError(StoreError):
+    """No conversation in the store has the given id (it never existed, or was deleted).
+
+    Attributes:
+        conversation_id: The id that was asked for.
+    """
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(
+            f"No conversation {conversation_id!r} in this store; list the stored ones "
+            "with ConversationStore.list() (or `rxchat logs list`)."
+        )
+        self.conversation_id = conversation_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ConversationNotFoundError, (self.conversation_id,))

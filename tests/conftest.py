@@ -163,3 +163,31 @@ def assert_grammar(result: Collected) -> None:
     assert result.terminals == 1
     assert result.events[-1] in ("error", "completed")
     assert all(e == "next" for e in result.events[:-1])
+
+
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes conversations or input history into the real home directory."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("RXCHAT_DATA_DIR", str(home / "rxchat-data"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str | None]:
+    """A PostgreSQL server's DSN for the whole session, or None (see tests/_postgres.py)."""
+    from tests._postgres import server_dsn
+
+    yield from server_dsn()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: str | None) -> Iterator[str]:
+    """A DSN whose search path is a fresh, empty schema; skips (fails in CI) without one."""
+    from tests._postgres import isolated_dsn, unavailable
+
+    if postgres_server is None:
+        unavailable("none was given and none could be started with .ci/pg-cluster")
+    assert postgres_server is not None
+    yield from isolated_dsn(postgres_server)

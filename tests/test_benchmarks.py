@@ -122,3 +122,17 @@ def test_run_all_quick_measures_all_six_items(tmp_path: Path) -> None:
     report = out.getvalue()
     for heading in ("deltas/s", "p99", "Cancellation", "Concurrency", "Session", "Memory"):
         assert heading in report
+
+
+def test_the_store_cost_benchmark_runs(postgres_dsn: str, tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "store_cost", SCRIPT.parent / "store_cost.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "stores.json"
+    assert module.main(["--turns", "8", "--messages", "20", "--repeat", "2",
+                        "--postgres-dsn", postgres_dsn, "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert set(results) == {"sqlite", "postgres"}
+    assert all(v > 0 for figures in results.values() for v in figures.values())

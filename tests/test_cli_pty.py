@@ -198,3 +198,103 @@ def test_no_color_gives_plain_labels(fake: FakeServer, tmp_path: Path) -> None:
     assert "\x1b[2m" not in child.before
     child.sendline("/exit")
     assert finish(child) == 0
+
+
+# --- the conversation log and real input, in the terminal --------------------------
+
+
+def logged(tmp_path: Path) -> list[str]:
+    """Titles of the conversations logged under the temporary HOME, newest first."""
+    from rxchat.stores import SQLiteStore
+
+    path = tmp_path / ".local" / "share" / "rxchat" / "conversations.db"
+    with SQLiteStore(path) as store:
+        return [c.title or "" for c in store.list()]
+
+
+def test_a_pasted_block_is_one_message_with_its_indentation(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    fake.enqueue(Reply.text("Looks fine."))
+    child = spawn(terminal_env(tmp_path, RXCHAT_API_KEY=KEY), "--base-url", fake.base_url)
+    child.send("\x1b[200~def f():\n    return 1\x1b[201~")
+    child.send("\r")
+    child.expect_exact("Looks fine.")
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    assert finish(child) == 0
+    assert len(fake.requests) == 1
+    assert fake.requests[0].messages[-1]["content"] == "def f():\n    return 1"
+
+
+def test_a_triple_quote_block_in_the_terminal(fake: FakeServer, tmp_path: Path) -> None:
+    fake.enqueue(Reply.text("Two lines."))
+    child = spawn(terminal_env(tmp_path, RXCHAT_API_KEY=KEY), "--base-url", fake.base_url)
+    child.sendline('"""')
+    child.expect_exact("...> ")
+    child.sendline("  first")
+    child.expect_exact("...> ")
+    child.sendline("  second")
+    child.sendline('"""')
+    child.expect_exact("Two lines.")
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    assert finish(child) == 0
+    assert fake.requests[0].messages[-1]["content"] == "  first\n  second"
+
+
+def test_continue_and_input_history_survive_the_process(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    fake.enqueue(Reply.text("Hello Ada."), Reply.text("You are Ada."))
+    env = terminal_env(tmp_path, RXCHAT_API_KEY=KEY)
+    child = spawn(env, "--base-url", fake.base_url)
+    child.sendline("My name is Ada")
+    child.expect_exact("Hello Ada.")
+    child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(r"logged as ([0-9a-f]{32})")
+    cid = child.match.group(1)
+    assert finish(child) == 0
+    assert logged(tmp_path) == ["My name is Ada"]
+    history = tmp_path / ".local" / "share" / "rxchat" / "input_history"
+    assert oct(history.stat().st_mode & 0o777) == "0o600"
+
+    child = spawn(env, "-c", "--base-url", fake.base_url)
+    assert f"continuing conversation {cid}: 2 messages" in child.before
+    child.send("\x1b[A")  # the up arrow brings back the line typed in the last run
+    child.send("\r")
+    child.expect_exact("You are Ada.")
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    assert finish(child) == 0
+    assert [m["content"] for m in fake.requests[1].messages] == [
+        "My name is Ada", "Hello Ada.", "My name is Ada"]
+
+
+def test_logs_and_api_key_in_the_terminal(fake: FakeServer, tmp_path: Path) -> None:
+    secret = "sk-pty-option-31337"
+    fake.enqueue(Reply.text("Owls hoot."))
+    env = terminal_env(tmp_path)  # no key in the environment: only --api-key
+    child = spawn(env, "--api-key", secret, "--base-url", fake.base_url)
+    child.sendline("Tell me about owls")
+    child.expect_exact("Owls hoot.")
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    assert finish(child) == 0
+    assert fake.requests[0].headers["Authorization"] == f"Bearer {secret}"
+    listing = pexpect.spawn(sys.executable, ["-m", "rxchat", "logs", "search", "owls"],
+                            env=env, encoding="utf-8", timeout=TIMEOUT)
+    listing.expect(r"[0-9a-f]{32}  \S+ \S+ +2 msg  Tell me about owls")
+    assert finish(listing) == 0
+
+
+def test_ask_appends_piped_stdin(fake: FakeServer, tmp_path: Path) -> None:
+    fake.enqueue(Reply.text("Reviewed."))
+    command = f"printf '  x = 1\\n' | {sys.executable} -m rxchat ask --base-url " \
+              f"{fake.base_url} Review this"
+    env = terminal_env(tmp_path, RXCHAT_API_KEY=KEY)
+    child = pexpect.spawn("/bin/sh", ["-c", command], env=env, encoding="utf-8", timeout=TIMEOUT)
+    child.expect_exact("Reviewed.")
+    assert finish(child) == 0
+    assert fake.requests[0].messages[-1]["content"] == "Review this\n\n  x = 1"

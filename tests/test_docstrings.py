@@ -10,9 +10,10 @@ import pytest
 import rxchat
 import rxchat.errors
 import rxchat.operators
+import rxchat.stores
 import rxchat.testing
 
-MODULES = [rxchat, rxchat.errors, rxchat.operators, rxchat.testing]
+MODULES = [rxchat, rxchat.errors, rxchat.operators, rxchat.stores, rxchat.testing]
 PUBLIC = [
     (module, name)
     for module in MODULES
@@ -49,7 +50,8 @@ def test_operator_docstring_has_a_marble_diagram(name: str) -> None:
 
 
 def test_public_classes_document_their_methods() -> None:
-    for cls in (rxchat.ChatClient, rxchat.ChatSession):
+    for cls in (rxchat.ChatClient, rxchat.ChatSession, rxchat.stores.SQLiteStore,
+                rxchat.stores.PostgresStore):
         for name, member in inspect.getmembers(cls):
             if name.startswith("_") or not callable(member):
                 continue

@@ -8,10 +8,12 @@ import types
 import pytest
 
 import rxchat
-from rxchat import errors, operators, testing
+from rxchat import errors, operators, stores, testing
 
 
-@pytest.mark.parametrize("module", [rxchat, errors, operators, testing], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [rxchat, errors, operators, stores, testing], ids=lambda m: m.__name__
+)
 def test_all_is_exactly_the_public_names(module: types.ModuleType) -> None:
     declared = set(module.__all__)
     assert len(declared) == len(module.__all__), "duplicates in __all__"
@@ -74,3 +76,7 @@ def test_api_md_imports_of_the_session(name: str) -> None:
 
 def test_private_modules_do_not_leak_requests() -> None:
     assert not hasattr(rxchat, "requests")
+
+
+def test_api_md_imports_of_the_stores() -> None:
+    from rxchat.stores import PostgresStore, SQLiteStore  # noqa: F401

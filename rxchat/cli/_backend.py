@@ -16,12 +16,15 @@ import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from .._client import ChatClient
+from .._client import DEFAULT_BASE_URL, ChatClient, _is_loopback
+from .._listing import list_models
+from ..errors import BadRequestError, ConfigurationError
 from ..testing import FakeServer, offline_reply
 from ._args import OFFLINE_PACE_S
 
-__all__ = ["KEY_VARIABLES", "OFFLINE_MODEL", "Backend", "api_keys", "connect"]
+__all__ = ["KEY_VARIABLES", "OFFLINE_MODEL", "Backend", "api_keys", "connect", "secrets"]
 
 KEY_VARIABLES = ("RXCHAT_API_KEY", "SILICONFLOW_API_KEY")
 OFFLINE_MODEL = "rxchat-offline"
@@ -49,34 +52,79 @@ def api_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(env[name] for name in KEY_VARIABLES if env.get(name))
 
 
+def secrets(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Every key that must never be printed: ``--api-key`` and the environment's."""
+    given = getattr(args, "api_key", None)
+    return (given, *api_keys(env)) if given else api_keys(env)
+
+
 def offline_notice(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
     """The one-line notice if the offline model is to be used, else None."""
     if args.offline:
         return FORCED_NOTICE
-    if api_keys(env) or args.base_url or env.get("RXCHAT_BASE_URL"):
+    if secrets(args, env) or args.base_url or env.get("RXCHAT_BASE_URL"):
         return None
     return NO_KEY_NOTICE
+
+
+def _checked_base_url(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+    """The base URL to use; plain http off this machine needs ``--insecure-http``."""
+    base_url = args.base_url or env.get("RXCHAT_BASE_URL")
+    parts = urlsplit(base_url or "")
+    remote = parts.hostname is not None and not _is_loopback(parts.hostname)
+    if parts.scheme == "http" and remote and not args.insecure_http:
+        raise ConfigurationError(
+            f"Refusing to send the API key over plain http to {parts.hostname}: use "
+            "an https:// --base-url, or add --insecure-http if the network is trusted "
+            "(plain http to this machine, e.g. http://127.0.0.1, needs no flag)."
+        )
+    return base_url
+
+
+def _first_listed_model(client: ChatClient) -> str:
+    """The first model the server lists, for a base URL that is not the default one."""
+    try:
+        models = list_models(client)
+    except BadRequestError as exc:  # no /models here; other failures keep their family
+        raise ConfigurationError(
+            f"No --model given, and the server's model list could not be read ({exc}) "
+            "Name one with --model or RXCHAT_MODEL."
+        ) from None
+    if not models:
+        raise ConfigurationError(
+            f"No --model given, and {client.base_url}/models lists none; name one with "
+            "--model or RXCHAT_MODEL."
+        )
+    return models[0]
 
 
 @contextmanager
 def connect(args: argparse.Namespace, env: Mapping[str, str]) -> Iterator[Backend]:
     """A client for the configured provider, or for an in-process offline server.
 
+    With a base URL other than the default provider's and no model named, the model
+    is the first one the server lists at ``/models``.
+
     Args:
-        args: The parsed options (``base_url``, ``model``, ``offline``).
+        args: The parsed options (``base_url``, ``api_key``, ``model``, ``offline``,
+            ``insecure_http``).
         env: The environment variables.
 
     Yields:
         The backend; the offline server, if any, stops when the block ends.
 
     Raises:
-        ConfigurationError: The base URL cannot be used.
+        ConfigurationError: The base URL cannot be used, or no model was named and the
+            server lists none.
     """
     if offline_notice(args, env) is None:
-        keys = api_keys(env)
-        base_url = args.base_url or env.get("RXCHAT_BASE_URL")
+        keys = secrets(args, env)
+        base_url = _checked_base_url(args, env)
         model = args.model or env.get("RXCHAT_MODEL")
-        with ChatClient(base_url, keys[0] if keys else None, model=model) as client:
+        with ChatClient(base_url, keys[0] if keys else None, model=model,
+                        allow_insecure_http=bool(args.insecure_http)) as client:
+            if model is None and client.base_url != DEFAULT_BASE_URL:
+                client.model = _first_listed_model(client)
             yield Backend(client, offline=False)
         return
     responder = functools.partial(offline_reply, delay=OFFLINE_PACE_S)

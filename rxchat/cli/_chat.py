@@ -1,11 +1,13 @@
 """``rxchat chat``: an interactive conversation on a `ChatSession`.
 
-Each line typed is ``session.send(line)``; its deltas are rendered as they arrive
-(`._reply`), and a stats line follows. Ctrl-C during a reply calls
-``session.cancel()``: the HTTP stream is closed and the session keeps the partial
-reply. Ctrl-C or Ctrl-D at an empty prompt ends the chat with status 0. A failed turn prints
-one line and the conversation goes on (``/retry`` asks it again). Lines starting with
-``/`` are commands (`._slash`).
+Each message typed is ``session.send(text)``; its deltas are rendered as they arrive
+(`._reply`), and a stats line follows. A message is one line, a bracketed paste
+(several lines, indentation kept), or the lines between two lines holding only three double quotes.
+Ctrl-C during a reply calls ``session.cancel()``: the HTTP stream is closed and the
+session keeps the partial reply. Ctrl-C or Ctrl-D at an empty prompt ends the chat with
+status 0. A failed turn prints one line and the conversation goes on (``/retry`` asks it
+again). Lines starting with ``/`` are commands (`._slash`). Every commit is written
+to the conversation log (`._log`) unless ``--no-log``.
 """
 
 from __future__ import annotations
@@ -26,17 +28,23 @@ from ..errors import (
     ConfigurationError,
     RxChatError,
 )
-from ._backend import Backend, api_keys, connect, offline_notice
+from ..stores import ConversationStore
+from ._backend import Backend, connect, offline_notice
 from ._console import Console
 from ._errors import ExitCode, report_error
+from ._log import ConversationLog, history_path, open_store, resumed, session_holding
 from ._oneshot import extra_params
 from ._render import ReplyView, format_stats, is_terminal
 from ._reply import ReplyOutcome, sigint_sets, stream_reply
 from ._slash import run_command
+from ._tools import console_approval, load_tools, tool_session_options
 
 __all__ = ["Chat", "run_chat"]
 
 PROMPT = "you> "
+MORE = "...> "
+"""The prompt inside a block of lines between two triple-quote lines."""
+BLOCK = '"""'
 
 
 class Chat:
@@ -45,17 +53,43 @@ class Chat:
     Args:
         console: Where to read and write.
         backend: The client the session talks through.
-        args: The parsed options (``system``, ``model``, ``temperature``).
+        args: The parsed options (``system``, ``model``, ``temperature``, ``no_log``).
+        store: Where conversations are logged (None: ``--no-log``).
+        conversation_id: The logged conversation to go on with, or None for a new one.
+        history: Its messages.
     """
 
-    def __init__(self, console: Console, backend: Backend, args: argparse.Namespace) -> None:
+    def __init__(
+        self, console: Console, backend: Backend, args: argparse.Namespace,
+        store: ConversationStore | None = None, conversation_id: str | None = None,
+        history: tuple[Message, ...] = (),
+    ) -> None:
         self.console = console
         self.backend = backend
         self.debug = bool(args.debug)
-        self.session = ChatSession(
-            backend.client, model=args.model, system=args.system, params=extra_params(args)
-        )
         self.palette = console.palette(console.stdout)
+        tools = tool_session_options(
+            load_tools(getattr(args, "tool", ())),
+            console_approval(console, yes=bool(getattr(args, "yes", False))),
+        )
+        self.session = session_holding(
+            history, backend.client, model=args.model, params=extra_params(args),
+            **({} if history else {"system": args.system}), **tools,
+        )
+        if history and args.system:
+            self.session.set_system(args.system)
+        self.log = ConversationLog(store, self.error, enabled=not args.no_log)
+        self.log.follow(self.session, conversation_id, self.current_model)
+
+    def current_model(self) -> str | None:
+        """The model the next turn uses."""
+        return self.session.model or self.backend.client.model
+
+    def replace_session(self, session: ChatSession) -> None:
+        """Talk on ``session`` from now on, logged as a new conversation."""
+        self.log.stop()
+        self.session = session
+        self.log.follow(session, None, self.current_model)
 
     def loop(self) -> int:
         """Read lines until ``/exit``, Ctrl-D or Ctrl-C at an empty prompt.
@@ -65,7 +99,7 @@ class Chat:
         """
         while True:
             try:
-                line = self.console.read_line(self.palette.bold(PROMPT)).strip()
+                text = self.read_message()
             except KeyboardInterrupt:
                 self.console.out("")
                 if self.console.typed_text().strip():
@@ -74,13 +108,35 @@ class Chat:
             except EOFError:
                 self.console.out("")
                 return ExitCode.OK
-            if not line:
+            if not text:
                 continue
-            if line.startswith("/"):
-                if run_command(self, line):
+            if text.startswith("/") and "\n" not in text:
+                if run_command(self, text):
                     return ExitCode.OK
                 continue
-            self.turn(functools.partial(self.session.send, line))
+            self.turn(functools.partial(self.session.send, text))
+
+    def read_message(self) -> str:
+        """One message: a line, a pasted block, or the lines between two BLOCK lines.
+
+        Returns:
+            The text; a single line stripped, several lines with their indentation
+            (only the blank lines around them and trailing spaces removed).
+
+        Raises:
+            EOFError: Ctrl-D or the end of input (inside a block too).
+            KeyboardInterrupt: Ctrl-C (inside a block it discards the block).
+        """
+        line = self.console.read_line(self.palette.bold(PROMPT))
+        if line.strip() == BLOCK:
+            lines: list[str] = []
+            while (line := self.console.read_line(self.palette.dim(MORE))).strip() != BLOCK:
+                lines.append(line)
+            line = "\n".join(lines)
+        if "\n" not in line:
+            return line.strip()
+        kept = [part.rstrip() for part in line.split("\n")]
+        return "\n".join(kept).strip("\n")
 
     def turn(self, ask: Callable[[], Observable[Message]]) -> ReplyOutcome | None:
         """Ask a turn, render its reply, then its stats or its error.
@@ -116,7 +172,7 @@ class Chat:
     def error(self, error: BaseException, *, hint: str = "") -> None:
         """Print one line about ``error`` on stderr (and its traceback with --debug)."""
         stderr = self.console.stderr
-        report_error(error, stderr, debug=self.debug, secrets=api_keys(self.console.env),
+        report_error(error, stderr, debug=self.debug, secrets=self.console.secrets,
                      hint=hint, paint=self.console.palette(stderr).red)
 
     def problem(self, text: str) -> None:
@@ -138,12 +194,30 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
         ConfigurationError: The base URL cannot be used.
     """
     notice = offline_notice(args, console.env)
-    with connect(args, console.env) as backend:
-        if notice:
-            console.err(notice)
-        chat = Chat(console, backend, args)
-        model = chat.session.model or backend.client.model
-        where = "the offline model" if backend.offline else f"{model} at {backend.client.base_url}"
-        chat.say(f"rxchat {__version__}, talking to {where}. /help lists the commands; "
-                 "Ctrl-C stops a reply, Ctrl-D quits.")
-        return chat.loop()
+    store = open_store(args, console.env)
+    try:
+        conversation_id, history = resumed(store, args)
+        console.history_path = history_path(args, console.env)
+        with connect(args, console.env) as backend:
+            if notice:
+                console.err(notice)
+            chat = Chat(console, backend, args, store, conversation_id, history)
+            model = chat.current_model()
+            where = ("the offline model" if backend.offline
+                     else f"{model} at {backend.client.base_url}")
+            chat.say(f"rxchat {__version__}, talking to {where}. /help lists the commands; "
+                     '""" starts and ends a multi-line message; Ctrl-C stops a reply, '
+                     "Ctrl-D quits.")
+            if history:
+                chat.say(f"[continuing conversation {conversation_id}: "
+                         f"{len(history)} messages]")
+            try:
+                return chat.loop()
+            finally:
+                logged = chat.log.conversation_id
+                chat.log.stop()
+                if logged is not None:
+                    chat.say(f"[logged as {logged}; rxchat chat -c continues it]")
+    finally:
+        if store is not None:
+            store.close()

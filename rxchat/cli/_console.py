@@ -2,8 +2,9 @@
 
 ``main()`` receives stdout, stderr, stdin and the environment instead of reading the
 globals, so tests can run every command in-process. When stdin and stdout are the real
-terminal, lines are read with `input` and `readline` (line editing and
-history with the arrow keys); otherwise from ``stdin`` directly.
+terminal, lines are read with `input` and `readline` (line editing, history
+with the arrow keys, kept across runs in ``history_path``, and bracketed paste: a pasted
+block arrives as one line with its newlines); otherwise from ``stdin`` directly.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
+from ..stores._paths import private_file
 from ._render import Palette, is_terminal, palette_for
 
-__all__ = ["Console"]
+__all__ = ["HISTORY_LENGTH", "Console"]
+
+HISTORY_LENGTH = 1000
+"""Input lines kept in the history file across runs."""
 
 _STYLE = re.compile(r"(\033\[[0-9;]*m)")
 
@@ -32,6 +38,8 @@ class Console:
         stdin: Typed lines, or the prompt of ``ask -``.
         env: Environment variables (API keys, NO_COLOR, TERM).
         no_color: ``--no-color`` was given.
+        secrets: Strings never to print (the API keys in use).
+        history_path: The file keeping typed lines across runs, or None.
     """
 
     stdout: TextIO
@@ -39,6 +47,8 @@ class Console:
     stdin: TextIO
     env: Mapping[str, str]
     no_color: bool = False
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    history_path: Path | None = None
     _readline_ready: bool = field(default=False, repr=False)
 
     def palette(self, stream: TextIO) -> Palette:
@@ -79,7 +89,9 @@ class Console:
         if self.interactive:
             self._enable_readline()
             # readline counts the prompt's width: styles go between \001 and \002.
-            return input(_STYLE.sub("\001\\1\002", prompt))
+            line = input(_STYLE.sub("\001\\1\002", prompt))
+            self._remember(line)
+            return line
         self.stdout.write(prompt)
         self.stdout.flush()
         line = self.stdin.readline()
@@ -101,7 +113,28 @@ class Console:
         return readline.get_line_buffer()
 
     def _enable_readline(self) -> None:
-        if not self._readline_ready:
-            self._readline_ready = True
-            with contextlib.suppress(ImportError):  # no readline on Windows
-                import readline  # noqa: F401 - importing it gives input() line editing
+        if self._readline_ready:
+            return
+        self._readline_ready = True
+        try:
+            import readline  # importing it gives input() line editing
+        except ImportError:  # pragma: no cover - no readline on Windows
+            return
+        if self.history_path is None:
+            return
+        with contextlib.suppress(OSError):
+            private_file(self.history_path)
+            readline.read_history_file(self.history_path)
+            if readline.get_current_history_length() > 2 * HISTORY_LENGTH:
+                readline.set_history_length(HISTORY_LENGTH)
+                readline.write_history_file(self.history_path)  # trimmed to the last lines
+                readline.set_history_length(-1)
+
+    def _remember(self, line: str) -> None:
+        """Append a typed line to the history file at once (a crash loses nothing)."""
+        if self.history_path is None or not line.strip():
+            return
+        with contextlib.suppress(ImportError, OSError):
+            import readline
+
+            readline.append_history_file(1, self.history_path)

@@ -19,6 +19,7 @@ from ..errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    ConversationNotFoundError,
     RateLimitError,
     RxChatError,
     ServerError,
@@ -36,7 +37,8 @@ class ExitCode(IntEnum):
     OTHER = 1
     """Anything not covered below (a bug, an unexpected HTTP status)."""
     USAGE = 2
-    """Bad options or arguments, an unusable ``--base-url``, an unreadable file."""
+    """Bad options or arguments, an unusable ``--base-url``, an unreadable file, an
+    unknown conversation id."""
     AUTH = 3
     """No API key, or the server refused it (401, 403)."""
     BAD_REQUEST = 4
@@ -55,6 +57,7 @@ class ExitCode(IntEnum):
 
 _FAMILIES: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (ConfigurationError, ExitCode.USAGE),
+    (ConversationNotFoundError, ExitCode.USAGE),
     (AuthenticationError, ExitCode.AUTH),
     (BadRequestError, ExitCode.BAD_REQUEST),
     (RateLimitError, ExitCode.RATE_LIMIT),

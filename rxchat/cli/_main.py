@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from ._args import ParserExit, parse_args
-from ._backend import api_keys
+from ._backend import secrets
 from ._console import Console
 from ._errors import ExitCode, report_error
+from ._logs import run_logs
 from ._oneshot import run_ask, run_serve
 
 __all__ = ["main", "main_entry"]
@@ -26,7 +27,9 @@ def _run_chat(args: argparse.Namespace, console: Console) -> int:
     return run_chat(args, console)
 
 
-COMMANDS: Mapping[str, Command] = {"ask": run_ask, "chat": _run_chat, "serve": run_serve}
+COMMANDS: Mapping[str, Command] = {
+    "ask": run_ask, "chat": _run_chat, "logs": run_logs, "serve": run_serve,
+}
 
 
 def main(
@@ -58,6 +61,7 @@ def main(
     except ParserExit as done:
         return done.status
     console.no_color = args.no_color
+    console.secrets = secrets(args, console.env)
     try:
         return COMMANDS[args.command](args, console)
     except KeyboardInterrupt:
@@ -67,7 +71,7 @@ def main(
         return _reader_went_away(console)
     except Exception as exc:  # every failure becomes one line and a status
         return report_error(
-            exc, console.stderr, debug=args.debug, secrets=api_keys(console.env)
+            exc, console.stderr, debug=args.debug, secrets=console.secrets
         )
 
 

@@ -2,7 +2,10 @@
 
 ``ask`` writes only the answer to stdout, so ``rxchat ask - < q.txt > a.txt`` gives a
 clean file; reasoning, the spinner, notices and the stats line go to stderr (the stats
-line only when stderr is a terminal).
+line only when stderr is a terminal). With a PROMPT and piped stdin, the stdin text is
+appended to the prompt (``git diff | rxchat ask "review this"``). The question and its
+answer are logged as a conversation unless ``--no-log``; ``-c`` and ``--cid`` ask
+within a logged conversation.
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ import errno
 import functools
 import threading
 import time
+from dataclasses import replace
 
-from .._models import ChatCompletionParams, ChatMessage, MessageLike
+from .._models import ChatCompletionParams, Message, MessageLike
 from .._stream import create_stream_completion
 from ..errors import ConfigurationError
+from ..stores import ConversationStore
 from ..testing import FakeServer, offline_reply
 from ._backend import connect, offline_notice
 from ._console import Console
 from ._errors import ExitCode
+from ._log import open_store, resumed
 from ._render import ReplyView, format_stats, is_terminal
-from ._reply import sigint_sets, stream_reply
+from ._reply import ReplyOutcome, sigint_sets, stream_reply
 
 __all__ = ["run_ask", "run_serve"]
 
@@ -29,22 +35,39 @@ __all__ = ["run_ask", "run_serve"]
 def read_prompt(words: list[str], console: Console) -> str:
     """The prompt from the command line, or from stdin for ``-``.
 
+    With words, stdin that is not a terminal (a pipe, a file) is read too and its text
+    appended after a blank line.
+
     Raises:
         ConfigurationError: The prompt is empty.
     """
-    prompt = console.stdin.read() if words == ["-"] else " ".join(words)
+    if words == ["-"]:
+        prompt = console.stdin.read()
+    else:
+        prompt = " ".join(words)
+        piped = "" if is_terminal(console.stdin) else console.stdin.read()
+        if piped.strip():
+            prompt = f"{prompt.strip()}\n\n{piped.strip(chr(10)).rstrip()}"
     if not prompt.strip():
         raise ConfigurationError("The prompt is empty: pass some text, or '-' to read stdin.")
     return prompt.strip()
 
 
-def request_params(args: argparse.Namespace, prompt: str) -> ChatCompletionParams:
-    """The request body for one question (system prompt, temperature, usage)."""
-    messages: list[MessageLike] = []
-    if args.system:
-        messages.append(ChatMessage.system(args.system))
-    messages.append(ChatMessage.user(prompt))
-    return {"messages": messages, **extra_params(args)}
+def request_messages(
+    args: argparse.Namespace, prompt: str, history: tuple[Message, ...] = ()
+) -> list[Message]:
+    """The conversation sent: the history (or the system prompt), then the question."""
+    messages = list(history)
+    if args.system and not any(m.role == "system" for m in messages):
+        messages.insert(0, Message(role="system", content=args.system))
+    messages.append(Message(role="user", content=prompt))
+    return messages
+
+
+def request_params(args: argparse.Namespace, messages: list[Message]) -> ChatCompletionParams:
+    """The request body for one question (temperature, usage)."""
+    sent: list[MessageLike] = list(messages)
+    return {"messages": sent, **extra_params(args)}
 
 
 def extra_params(args: argparse.Namespace) -> ChatCompletionParams:
@@ -69,16 +92,12 @@ def run_ask(args: argparse.Namespace, console: Console) -> int:
         RxChatError: The request failed (reported by ``main``).
     """
     prompt = read_prompt(args.prompt, console)
-    notice = offline_notice(args, console.env)
-    if notice:
-        console.err(notice)
-    view = ReplyView(
-        console.stdout, console.stderr, console.palette(console.stdout),
-        console.palette(console.stderr), spinner=is_terminal(console.stderr),
-    )
-    with connect(args, console.env) as backend, sigint_sets(threading.Event()) as stop:
-        deltas = create_stream_completion(request_params(args, prompt), client=backend.client)
-        outcome = stream_reply(deltas, view, cancel=None, interrupted=stop)
+    store = open_store(args, console.env)
+    try:
+        outcome, view = _ask_and_log(args, console, prompt, store)
+    finally:
+        if store is not None:
+            store.close()
     if outcome.cancelled:
         console.err("rxchat: cancelled.")
         return ExitCode.INTERRUPTED
@@ -87,6 +106,32 @@ def run_ask(args: argparse.Namespace, console: Console) -> int:
     if is_terminal(console.stderr):
         view.note(format_stats(outcome.message.usage, outcome.first_token_s, outcome.stream_s))
     return ExitCode.OK
+
+
+def _ask_and_log(
+    args: argparse.Namespace, console: Console, prompt: str, store: ConversationStore | None
+) -> tuple[ReplyOutcome, ReplyView]:
+    """Stream the reply to ``prompt``; log the exchange if it completed."""
+    conversation_id, history = resumed(store, args)
+    messages = request_messages(args, prompt, history)
+    notice = offline_notice(args, console.env)
+    if notice:
+        console.err(notice)
+    view = ReplyView(
+        console.stdout, console.stderr, console.palette(console.stdout),
+        console.palette(console.stderr), spinner=is_terminal(console.stderr),
+    )
+    with connect(args, console.env) as backend, sigint_sets(threading.Event()) as stop:
+        deltas = create_stream_completion(request_params(args, messages), client=backend.client)
+        outcome = stream_reply(deltas, view, cancel=None, interrupted=stop)
+        model = backend.client.model
+    if store is not None and not args.no_log and outcome.error is None and not (
+        outcome.cancelled
+    ):
+        reply = replace(outcome.message, role="assistant", index=0)
+        conversation_id = conversation_id or store.create(model=model)
+        store.save_messages(conversation_id, (*messages, reply), model=model)
+    return outcome, view
 
 
 def run_serve(args: argparse.Namespace, console: Console) -> int:

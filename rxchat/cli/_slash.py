@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from .._models import Message
 from .._session import ChatSession
 from ..errors import RxChatError
+from ._logs import describe_message
 
 if TYPE_CHECKING:
     from ._chat import Chat
@@ -30,7 +31,9 @@ def _help(chat: Chat, _arg: str) -> bool:
 
 
 def _reset(chat: Chat, _arg: str) -> bool:
+    chat.log.stop()  # the logged conversation stays as it was; a new one starts
     chat.session.reset()
+    chat.replace_session(chat.session)
     chat.say("[history cleared; the system prompt is kept]")
     return False
 
@@ -73,7 +76,7 @@ def _load(chat: Chat, arg: str) -> bool:
     if not arg:
         chat.problem("Say which file: /load PATH.")
         return False
-    chat.session = ChatSession.load(arg, client=chat.backend.client)
+    chat.replace_session(ChatSession.load(arg, client=chat.backend.client))
     chat.say(f"[loaded {_turns(chat.session.messages)} from {arg}]")
     return False
 
@@ -82,7 +85,17 @@ def _history(chat: Chat, _arg: str) -> bool:
     if not chat.session.messages:
         chat.say("[no messages yet]")
     for message in chat.session.messages:
-        chat.console.out(_describe(message, chat))
+        chat.console.out(describe_message(message, chat.palette))
+    return False
+
+
+def _id(chat: Chat, _arg: str) -> bool:
+    if chat.log.store is None:
+        chat.say("[not logged: --no-log]")
+    elif chat.log.conversation_id is None:
+        chat.say("[not logged yet: a conversation is logged from its first message]")
+    else:
+        chat.say(f"[conversation {chat.log.conversation_id}]")
     return False
 
 
@@ -92,7 +105,8 @@ def _exit(_chat: Chat, _arg: str) -> bool:
 
 COMMANDS: Mapping[str, tuple[Handler, str]] = {
     "/help": (_help, "/help            this list"),
-    "/reset": (_reset, "/reset           clear the history (keeps the system prompt)"),
+    "/reset": (_reset, "/reset           start afresh (keeps the system prompt; the log "
+               "keeps the old conversation)"),
     "/undo": (_undo, "/undo            remove the last turn"),
     "/retry": (_retry, "/retry           ask the last (or failed) turn again"),
     "/system": (_system, "/system TEXT     set the system prompt (the history is kept)"),
@@ -100,6 +114,7 @@ COMMANDS: Mapping[str, tuple[Handler, str]] = {
     "/save": (_save, "/save PATH       save the conversation to a file"),
     "/load": (_load, "/load PATH       load a conversation saved with /save"),
     "/history": (_history, "/history         show the conversation so far"),
+    "/id": (_id, "/id              the id of this conversation in the log"),
     "/exit": (_exit, "/exit            leave (also Ctrl-D)"),
 }
 
@@ -129,14 +144,3 @@ def run_command(chat: Chat, line: str) -> bool:
 def _turns(messages: tuple[Message, ...]) -> str:
     count = sum(1 for m in messages if m.role == "user")
     return f"{count} turn" if count == 1 else f"{count} turns"
-
-
-def _describe(message: Message, chat: Chat) -> str:
-    who = {"user": "you", "assistant": "assistant"}.get(message.role, message.role)
-    text = message.content or ""
-    if message.finish_reason == "cancelled":
-        text += " [cancelled]"
-    if message.reasoning_content:
-        text = chat.palette.dim(f"(thinking: {message.reasoning_content}) ") + text
-    return f"{chat.palette.bold(who)}: {text}"
-

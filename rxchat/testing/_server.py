@@ -60,9 +60,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
-            models = {"object": "list", "data": [{"id": "rxchat-offline", "object": "model"}]}
-            self._play(Reply.error(200, models))
+        ids = self.server.owner.models
+        if self.path.rstrip("/").endswith("/models") and ids is not None:
+            data = [{"id": name, "object": "model", "owned_by": "rxchat"} for name in ids]
+            self._play(Reply.error(200, {"object": "list", "data": data}))
         else:
             self._play(Reply.error(404, {"error": {"message": f"No route {self.path}"}}))
 
@@ -197,6 +198,10 @@ class FakeServer:
         responder: Builds the reply when the script is empty; by default the
             offline model (`rxchat.testing.offline_reply`).
         port: Port to listen on (0 picks a free one).
+
+    Attributes:
+        models: The model ids ``GET /models`` lists (the offline model's by default);
+            None makes it a 404, as on a server without the route.
     """
 
     def __init__(self, responder: Responder | None = None, *, port: int = 0) -> None:
@@ -205,6 +210,7 @@ class FakeServer:
 
             responder = offline_reply
         self.responder = responder
+        self.models: list[str] | None = ["rxchat-offline"]
         self._port = port
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()

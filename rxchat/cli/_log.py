@@ -1,0 +1,127 @@
+"""Logging conversations from the command line: which store, which conversation.
+
+Conversations go to the default ``rxchat.stores.SQLiteStore`` (``conversations.db``
+in ``RXCHAT_DATA_DIR``, else the user data directory) unless ``--no-log``. A chat's
+session is written through at every commit (``rxchat.stores.attach``); the
+conversation is created at its first message, so an empty chat leaves nothing behind.
+``-c`` resumes the conversation that changed last, ``--cid ID`` a given one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._client import ChatClient
+from .._models import Message
+from .._persist import SessionFile, write_session
+from .._session import ChatSession
+from ..errors import ConfigurationError, StoreError
+from ..stores import ConversationStore, SQLiteStore, StoreWriter, attach, load_history
+from ..stores._paths import data_dir
+
+__all__ = ["ConversationLog", "HISTORY_NAME", "open_store", "resumed", "session_holding"]
+
+HISTORY_NAME = "input_history"
+"""The input history file of ``rxchat chat``, in the data directory."""
+
+
+def open_store(args: argparse.Namespace, env: Mapping[str, str]) -> SQLiteStore | None:
+    """The store to log to, or None with ``--no-log`` (and nothing to continue).
+
+    Raises:
+        StoreError: The database cannot be opened.
+    """
+    wanted = getattr(args, "continue_latest", False) or getattr(args, "cid", None)
+    if args.no_log and not wanted:
+        return None
+    return SQLiteStore(data_dir(env) / "conversations.db")
+
+
+def history_path(args: argparse.Namespace, env: Mapping[str, str]) -> Path | None:
+    """Where typed lines are kept across runs (None with ``--no-log``)."""
+    return None if args.no_log else data_dir(env) / HISTORY_NAME
+
+
+def resumed(
+    store: ConversationStore | None, args: argparse.Namespace
+) -> tuple[str | None, tuple[Message, ...]]:
+    """The conversation ``-c`` or ``--cid`` asks for: its id and its messages.
+
+    Returns:
+        ``(None, ())`` when neither was given.
+
+    Raises:
+        ConfigurationError: ``-c`` with no logged conversation yet.
+        ConversationNotFoundError: ``--cid`` names no logged conversation.
+    """
+    if store is None:
+        return None, ()
+    if getattr(args, "cid", None):
+        return args.cid, load_history(store, args.cid)
+    if getattr(args, "continue_latest", False):
+        latest = store.latest()
+        if latest is None:
+            raise ConfigurationError(
+                "There is no logged conversation to continue yet; start one without -c."
+            )
+        return latest, load_history(store, latest)
+    return None, ()
+
+
+def session_holding(
+    messages: tuple[Message, ...], client: ChatClient, **options: Any
+) -> ChatSession:
+    """A ChatSession whose history is ``messages`` (a resumed conversation).
+
+    Until ``ChatSession(store=..., conversation_id=...)`` restores a history itself,
+    this goes through a session file, the public way to restore one.
+    """
+    if not messages:
+        return ChatSession(client, **options)
+    with tempfile.TemporaryDirectory(prefix="rxchat-resume-") as directory:
+        path = Path(directory) / "session.json"
+        write_session(path, SessionFile(messages, model=options.get("model")))
+        return ChatSession.load(path, client=client, **options)
+
+
+class ConversationLog:
+    """Which conversation the chat's session is written to.
+
+    Args:
+        store: Where to write; None writes nothing (``--no-log``).
+        report: Called with a failed save's error (the chat goes on).
+        enabled: False reads from ``store`` but never writes (``--no-log -c``).
+    """
+
+    def __init__(
+        self, store: ConversationStore | None, report: Callable[[StoreError], object],
+        *, enabled: bool = True,
+    ) -> None:
+        self.store = store if enabled else None
+        self._report = report
+        self._writer: StoreWriter | None = None
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The conversation being written, once its first message is committed."""
+        return None if self._writer is None else self._writer.conversation_id
+
+    def follow(
+        self, session: ChatSession, conversation_id: str | None,
+        model: Callable[[], str | None],
+    ) -> None:
+        """Write ``session`` to ``conversation_id`` (None: a new one) from now on."""
+        self.stop()
+        if self.store is not None:
+            self._writer = attach(session.history, self.store, conversation_id,
+                                  model=model, on_error=self._report)
+
+    def stop(self) -> None:
+        """Stop writing the current session."""
+        if self._writer is not None:
+            self._writer.dispose()
+            self._writer = None

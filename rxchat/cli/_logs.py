@@ -1,0 +1,113 @@
+"""``rxchat logs``: list, show, search, export and delete the logged conversations.
+
+They live in the default ``rxchat.stores.SQLiteStore`` (see ``._log``).
+``export`` writes a session document: ``/load FILE`` in ``rxchat chat`` and
+``ChatSession.load`` read it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Mapping
+
+from .._models import Message
+from ..stores import ConversationStore, ConversationSummary, SQLiteStore
+from ..stores._paths import data_dir
+from ._console import Console
+from ._errors import ExitCode
+from ._render import Palette
+
+__all__ = ["describe_message", "run_logs"]
+
+Action = Callable[[ConversationStore, argparse.Namespace, Console], None]
+
+
+def _list(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
+    _print_summaries(store.list(limit=args.limit), console, "No conversations logged yet.")
+
+
+def _search(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
+    text = " ".join(args.text)
+    found = store.search(text, limit=args.limit)
+    _print_summaries(found, console, f"No logged conversation contains {text!r}.")
+
+
+def _show(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
+    conversation = store.get(args.id)
+    palette = console.palette(console.stdout)
+    console.out(palette.bold(conversation.title or "(untitled)"))
+    usage = conversation.usage
+    tokens = f", {usage.total_tokens} tokens" if usage is not None else ""
+    console.out(palette.dim(
+        f"{conversation.id}  {_when(conversation)}  {conversation.model or '-'}{tokens}"
+    ))
+    for message in conversation.messages:
+        console.out(describe_message(message, palette))
+
+
+def _export(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
+    console.out(json.dumps(store.export(args.id), ensure_ascii=False, indent=2))
+
+
+def _remove(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
+    store.delete(args.id)
+    console.out(f"Deleted conversation {args.id}.")
+
+
+ACTIONS: Mapping[str, Action] = {
+    "list": _list, "search": _search, "show": _show, "export": _export, "rm": _remove,
+}
+
+
+def run_logs(args: argparse.Namespace, console: Console) -> int:
+    """Run one ``rxchat logs`` action on the default store.
+
+    Returns:
+        0.
+
+    Raises:
+        ConversationNotFoundError: The id names no logged conversation.
+        StoreError: The store could not be opened or read.
+    """
+    with SQLiteStore(data_dir(console.env) / "conversations.db") as store:
+        ACTIONS[args.logs_action](store, args, console)
+    return ExitCode.OK
+
+
+def describe_message(message: Message, palette: Palette) -> str:
+    """One message as ``who: text``, with reasoning dimmed and tool calls named.
+
+    Args:
+        message: Any message of a conversation.
+        palette: The styles of the stream it is written to.
+
+    Returns:
+        The line(s) to print.
+    """
+    who = {"user": "you", "assistant": "assistant"}.get(message.role, message.role)
+    text = message.content or ""
+    for call in message.tool_calls:
+        text += f" [calls {call.function.name}({call.function.arguments})]"
+    if message.finish_reason == "cancelled":
+        text += " [cancelled]"
+    if message.reasoning_content:
+        text = palette.dim(f"(thinking: {message.reasoning_content}) ") + text
+    return f"{palette.bold(who)}: {text.strip()}"
+
+
+def _print_summaries(
+    summaries: list[ConversationSummary], console: Console, empty: str
+) -> None:
+    if not summaries:
+        console.err(empty)
+        return
+    palette = console.palette(console.stdout)
+    for summary in summaries:
+        count = f"{summary.message_count} msg"
+        console.out(f"{summary.id}  {palette.dim(_when(summary))}  {count:>7}  "
+                    f"{summary.title or '(untitled)'}")
+
+
+def _when(summary: ConversationSummary) -> str:
+    return summary.updated.astimezone().strftime("%Y-%m-%d %H:%M")

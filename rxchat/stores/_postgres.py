@@ -1,0 +1,174 @@
+"""``PostgresStore``: conversations in a PostgreSQL database, for services on many machines.
+
+It needs psycopg 3 (``pip install 'rxchat[postgres]'``). The tables are those of the
+SQLite store, prefixed ``rxchat_`` so they can live in an application's own database;
+the schema version is kept in ``rxchat_schema`` and ``MIGRATIONS`` run under an
+advisory lock, so several machines starting at once migrate exactly once. Search uses
+a GIN index on ``to_tsvector('simple', text)``: whole words, any case, no stemming,
+as the SQLite store matches them.
+
+The DSN's password never appears in ``repr`` or in error messages.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StoreError
+from ._sql import SQLStore, Tx, summary_columns
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+MIGRATION_LOCK = 0x72786368  # "rxch": the advisory lock held while migrating
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (  # 1: conversations and their messages
+        "CREATE TABLE rxchat_conversations (id TEXT PRIMARY KEY, title TEXT, "
+        "title_auto BOOLEAN NOT NULL, model TEXT, created BIGINT NOT NULL, "
+        "updated BIGINT NOT NULL, message_count INTEGER NOT NULL, usage TEXT)",
+        "CREATE INDEX rxchat_conversations_updated ON rxchat_conversations (updated)",
+        "CREATE TABLE rxchat_messages (conversation_id TEXT NOT NULL, position INTEGER NOT "
+        "NULL, role TEXT NOT NULL, data TEXT NOT NULL, text TEXT NOT NULL, digest TEXT NOT "
+        "NULL, PRIMARY KEY (conversation_id, position))",
+    ),
+    (  # 2: full-text search over the messages' text
+        "CREATE INDEX rxchat_messages_text ON rxchat_messages USING GIN "
+        "(to_tsvector('simple', text))",
+    ),
+]
+"""Schema changes in order; ``rxchat_schema.version`` counts those applied."""
+
+
+class _PostgresTx:
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(sql.replace("?", "%s"), tuple(params))
+        return self._cursor.fetchall() if self._cursor.description is not None else []
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(sql.replace("?", "%s"), rows)
+
+
+class PostgresStore(SQLStore):
+    """Conversations in PostgreSQL (psycopg 3; the ``postgres`` extra).
+
+    One store object holds one connection, shared by its threads one transaction at a
+    time; it reconnects after the connection broke.
+
+    Args:
+        dsn: A libpq connection string or URL, e.g.
+            ``postgresql://app@db.internal/chat`` or ``host=/run/postgresql dbname=chat``.
+
+    Raises:
+        StoreError: psycopg is not installed, the server cannot be reached, or the
+            schema was written by a newer rxchat.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StoreError(
+                "PostgresStore needs psycopg 3: pip install 'rxchat[postgres]'."
+            ) from exc
+        self._psycopg = psycopg
+        self._dsn = dsn
+        self._lock = threading.Lock()
+        self._connection: psycopg.Connection[Any] | None = None
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({_without_password(self._dsn)!r})"
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Tx]:
+        with self._lock, self._fail_clearly():
+            connection = self._connect()
+            with connection.transaction(), connection.cursor() as cursor:
+                yield _PostgresTx(cursor)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed or self._connection.broken:
+            self._connection = self._psycopg.connect(self._dsn, autocommit=True)
+        return self._connection
+
+    def _search_ids(
+        self, tx: Tx, terms: builtins.list[str], limit: int
+    ) -> builtins.list[tuple[Any, ...]]:
+        return tx.query(
+            f"{summary_columns()} WHERE id IN (SELECT conversation_id FROM rxchat_messages "
+            "WHERE to_tsvector('simple', text) @@ plainto_tsquery('simple', ?)) "
+            "ORDER BY updated DESC, id DESC LIMIT ?",
+            (" ".join(terms), limit),
+        )
+
+    def _migrate(self) -> None:
+        with self._transaction(write=True) as tx:
+            tx.query("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            tx.query("CREATE TABLE IF NOT EXISTS rxchat_schema (version INTEGER NOT NULL)")
+            rows = tx.query("SELECT version FROM rxchat_schema")
+            version = int(rows[0][0]) if rows else 0
+            if not rows:
+                tx.query("INSERT INTO rxchat_schema (version) VALUES (0)")
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"The conversation store at {_without_password(self._dsn)!r} has schema "
+                    f"version {version}, newer than this rxchat knows ({len(MIGRATIONS)}); "
+                    "upgrade rxchat to use it."
+                )
+            for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in statements:
+                    tx.query(statement)
+                tx.query("UPDATE rxchat_schema SET version = ?", (number,))
+
+    @contextmanager
+    def _fail_clearly(self) -> Iterator[None]:
+        """psycopg errors become StoreError naming the server (never the password)."""
+        try:
+            yield
+        except self._psycopg.Error as exc:
+            where = _without_password(self._dsn)
+            detail = _without_password(str(exc).strip().splitlines()[0] if str(exc) else "")
+            hint = (
+                "check that the server runs and the DSN is right"
+                if isinstance(exc, self._psycopg.OperationalError)
+                else "check the database and its permissions"
+            )
+            raise StoreError(
+                f"The conversation store at {where!r} failed: {detail or type(exc).__name__};"
+                f" {hint}."
+            ) from None
+
+
+def _without_password(text: str) -> str:
+    """``text`` with any DSN password (``password=...`` or ``user:pass@``) hidden."""
+    text = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.I)
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)

@@ -1,0 +1,199 @@
+"""What a store keeps, and the pure rules both backends share.
+
+``Conversation`` and ``ConversationSummary`` are the values a store returns; the
+functions here turn messages into stored rows (JSON, searchable text, a digest) and
+derive a conversation's title and total usage, so SQLite and PostgreSQL cannot drift
+apart on what they store.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .._models import Message, Usage
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
+    "TITLE_LENGTH",
+    "Conversation",
+    "ConversationSummary",
+    "MessageRow",
+]
+
+TITLE_LENGTH = 60
+"""Longest automatic title: the first user message, whitespace collapsed, cut here."""
+
+EXPORT_FORMAT = "rxchat.session"
+"""An export is a session document, so ``ChatSession.load`` reads it as it is."""
+
+EXPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """One stored conversation without its messages, as ``list`` and ``search`` give it.
+
+    Attributes:
+        id: The conversation's id.
+        title: Its title: given at creation, else the first user message, shortened.
+        model: The model last used in it, if known.
+        created: When it was created (UTC).
+        updated: When it last changed (UTC).
+        message_count: How many messages it holds (the system prompt included).
+        usage: Token counts summed over every reply that reported them, or None.
+    """
+
+    id: str
+    title: str | None
+    model: str | None
+    created: datetime
+    updated: datetime
+    message_count: int
+    usage: Usage | None
+
+
+@dataclass(frozen=True)
+class Conversation(ConversationSummary):
+    """A stored conversation with its messages, oldest first.
+
+    Attributes:
+        messages: Every message with all its fields (reasoning, tool calls, usage).
+    """
+
+    messages: tuple[Message, ...] = ()
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """How one message is stored: its JSON, the text that is searched, and a digest."""
+
+    role: str
+    data: str
+    text: str
+    digest: str
+
+    @classmethod
+    def of(cls, message: Message) -> MessageRow:
+        """The stored form of ``message`` (remembered: a history is saved again and
+        again with the same messages, and encoding them is most of a save's cost)."""
+        try:
+            return _remembered_row(message)
+        except TypeError:  # an unhashable field (content as a list of parts)
+            return _row_of(message)
+
+
+def _row_of(message: Message) -> MessageRow:
+    data = json.dumps(message.to_dict(), ensure_ascii=False, sort_keys=True)
+    text = "\n".join(_text(t) for t in (message.content, message.reasoning_content) if t)
+    digest = hashlib.blake2b(data.encode("utf-8"), digest_size=16).hexdigest()
+    return MessageRow(message.role, data, text, digest)
+
+
+_remembered_row = functools.lru_cache(maxsize=8192)(_row_of)
+
+
+def _text(value: object) -> str:
+    """The searchable text of a content: itself, or the text of its parts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(p["text"] for p in value if isinstance(p, dict)
+                        and isinstance(p.get("text"), str))
+    return ""
+
+
+def new_id() -> str:
+    """A fresh conversation id: 32 hex digits, random."""
+    return uuid.uuid4().hex
+
+
+def now_us() -> int:
+    """Microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def to_datetime(stamp_us: int) -> datetime:
+    """A stored microsecond stamp as an aware UTC datetime."""
+    return datetime.fromtimestamp(stamp_us / 1_000_000, tz=UTC)
+
+
+def title_of(messages: Sequence[Message]) -> str | None:
+    """The first user message on one line, cut to ``TITLE_LENGTH`` characters."""
+    for message in messages:
+        line = " ".join(_text(message.content).split()) if message.role == "user" else ""
+        if line:
+            return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
+    return None
+
+
+def total_usage(messages: Sequence[Message]) -> Usage | None:
+    """The token counts of every message that has them, summed; None if none has."""
+    counted = [m.usage for m in messages if m.usage is not None]
+    if not counted:
+        return None
+    return Usage(
+        prompt_tokens=sum(u.prompt_tokens for u in counted),
+        completion_tokens=sum(u.completion_tokens for u in counted),
+        total_tokens=sum(u.total_tokens for u in counted),
+    )
+
+
+def usage_json(usage: Usage | None) -> str | None:
+    """``usage`` as stored (JSON), or None."""
+    return None if usage is None else json.dumps(usage.to_dict())
+
+
+def usage_from_json(text: str | None) -> Usage | None:
+    """The stored usage column back as a ``Usage``."""
+    return None if text is None else Usage.from_dict(json.loads(text))
+
+
+def message_from_json(text: str) -> Message:
+    """A stored message back as a ``Message``."""
+    return Message.from_dict(json.loads(text))
+
+
+def changed_from(old_digests: Sequence[str], rows: Sequence[MessageRow]) -> int:
+    """The first position where the stored messages and the new ones differ.
+
+    Rows before it are kept as they are: appending a turn never rewrites the earlier
+    ones; an undo or a regenerated reply replaces only the tail.
+    """
+    same = 0
+    for old, new in zip(old_digests, rows, strict=False):
+        if old != new.digest:
+            break
+        same += 1
+    return same
+
+
+def search_terms(text: str) -> list[str]:
+    """The words of a search, as both backends match them (all words, any case)."""
+    return re.findall(r"\w+", text.lower())
+
+
+def export_document(conversation: Conversation) -> dict[str, Any]:
+    """``conversation`` as a JSON-ready dict that ``ChatSession.load`` can read."""
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "id": conversation.id,
+        "title": conversation.title,
+        "model": conversation.model,
+        "created": conversation.created.isoformat(),
+        "updated": conversation.updated.isoformat(),
+        "usage": None if conversation.usage is None else conversation.usage.to_dict(),
+        "params": {},
+        "context_window": None,
+        "messages": [m.to_dict() for m in conversation.messages],
+    }

@@ -1,0 +1,173 @@
+"""``SQLiteStore``: conversations in one SQLite file, safe for several processes at once.
+
+The file is opened in WAL mode (readers never wait for the writer) with a busy timeout,
+and every write is one ``BEGIN IMMEDIATE`` transaction, so two processes appending
+turns to the same file both succeed, one after the other. ``synchronous=FULL``: a
+transaction that returned is on disk, whatever happens to the process or the machine.
+
+The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS`` brings an
+older file up to date when it is opened, and a file from a newer rxchat is refused
+rather than damaged. Search uses an FTS5 index kept in step with the messages by
+triggers.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from ._paths import default_database, private_file
+from ._sql import SQLStore, Tx, summary_columns
+
+__all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "SQLiteStore"]
+
+BUSY_TIMEOUT_S = 30.0
+"""How long a write waits for another process's write to finish before failing."""
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (  # 1: conversations and their messages
+        "CREATE TABLE rxchat_conversations (id TEXT PRIMARY KEY, title TEXT, "
+        "title_auto INTEGER NOT NULL, model TEXT, created INTEGER NOT NULL, "
+        "updated INTEGER NOT NULL, message_count INTEGER NOT NULL, usage TEXT)",
+        "CREATE INDEX rxchat_conversations_updated ON rxchat_conversations (updated)",
+        "CREATE TABLE rxchat_messages (id INTEGER PRIMARY KEY, conversation_id TEXT NOT "
+        "NULL, position INTEGER NOT NULL, role TEXT NOT NULL, data TEXT NOT NULL, "
+        "text TEXT NOT NULL, digest TEXT NOT NULL, UNIQUE (conversation_id, position))",
+    ),
+    (  # 2: full-text search over the messages' text (existing messages indexed too)
+        "CREATE VIRTUAL TABLE rxchat_messages_fts USING fts5(text, content='rxchat_messages',"
+        " content_rowid='id', tokenize='unicode61 remove_diacritics 0')",
+        "CREATE TRIGGER rxchat_messages_ai AFTER INSERT ON rxchat_messages BEGIN "
+        "INSERT INTO rxchat_messages_fts (rowid, text) VALUES (new.id, new.text); END",
+        "CREATE TRIGGER rxchat_messages_ad AFTER DELETE ON rxchat_messages BEGIN "
+        "INSERT INTO rxchat_messages_fts (rxchat_messages_fts, rowid, text) "
+        "VALUES ('delete', old.id, old.text); END",
+        "INSERT INTO rxchat_messages_fts (rxchat_messages_fts) VALUES ('rebuild')",
+    ),
+]
+"""Schema changes in order; the file's ``user_version`` counts those applied."""
+
+
+class _SQLiteTx:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._connection.execute(sql, tuple(params)).fetchall()
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._connection.executemany(sql, rows)
+
+
+class SQLiteStore(SQLStore):
+    """Conversations in a SQLite file (the embedded default store).
+
+    One store object may be used from several threads; several processes may use the
+    same file at once.
+
+    Args:
+        path: The database file; by default ``conversations.db`` in rxchat's data
+            directory (``RXCHAT_DATA_DIR``, else the platform's user data directory).
+            A new file is created readable by its owner only (0600, in 0700
+            directories created for it).
+
+    Raises:
+        StoreError: The file cannot be created or opened, is not an rxchat store, or
+            was written by a newer rxchat.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_database()
+        self._lock = threading.Lock()
+        try:
+            private_file(self.path)
+            self._connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"The conversation store {str(self.path)!r} could not be opened ({exc}); "
+                "check the path and its permissions."
+            ) from exc
+        try:
+            with self._fail_clearly():
+                self._connection.execute("PRAGMA journal_mode=WAL")
+                self._connection.execute("PRAGMA synchronous=FULL")
+                self._migrate()
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._connection.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Tx]:
+        with self._lock, self._fail_clearly():
+            connection = self._connection
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield _SQLiteTx(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def _search_ids(
+        self, tx: Tx, terms: builtins.list[str], limit: int
+    ) -> builtins.list[tuple[Any, ...]]:
+        query = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        return tx.query(
+            f"{summary_columns()} WHERE id IN (SELECT m.conversation_id FROM "
+            "rxchat_messages_fts f JOIN rxchat_messages m ON m.id = f.rowid "
+            "WHERE rxchat_messages_fts MATCH ?) ORDER BY updated DESC, id DESC LIMIT ?",
+            (query, limit),
+        )
+
+    def _migrate(self) -> None:
+        with self._transaction(write=True) as tx:
+            (version,) = tx.query("PRAGMA user_version")[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"The conversation store {str(self.path)!r} has schema version "
+                    f"{version}, newer than this rxchat knows ({len(MIGRATIONS)}); "
+                    "upgrade rxchat to use it."
+                )
+            for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in statements:
+                    tx.query(statement)
+                tx.query(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def _fail_clearly(self) -> Iterator[None]:
+        """sqlite3 errors become StoreError naming the file and what to do."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            hint = {
+                "database is locked": "another process held it for longer than "
+                f"{BUSY_TIMEOUT_S:g} s; try again",
+                "file is not a database": "it is not an rxchat store; choose another path",
+            }.get(str(exc), "check the disk and the file's permissions")
+            raise StoreError(
+                f"The conversation store {str(self.path)!r} failed: {exc}; {hint}."
+            ) from exc
