@@ -12,6 +12,7 @@ from ._history import ChatState
 from ._models import ChatCompletionParams, ChatMessage, FunctionCall, Message, ToolCall, Usage
 from ._session import ChatSession
 from ._stream import create_stream_completion
+from ._tools import Tool, tool
 
 __version__ = "0.1.0"
 
@@ -23,8 +24,10 @@ __all__ = [
     "ChatState",
     "FunctionCall",
     "Message",
+    "Tool",
     "ToolCall",
     "Usage",
     "__version__",
     "create_stream_completion",
+    "tool",
 ]

@@ -44,7 +44,9 @@ from ._models import ChatCompletionParams, ChatMessage, Message
 from ._persist import SessionFile, read_session, write_session
 from ._replay import Replay
 from ._stream import create_stream_completion
-from ._turns import Actor
+from ._toolrun import Approve, ToolRunner
+from ._tools import Tool, ToolFunction, tool_table
+from ._turns import Actor, ToolLoop
 from .errors import ConfigurationError, SessionError
 
 __all__ = ["AskValue", "ChatSession", "Completion"]
@@ -68,7 +70,17 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         client: Where requests go (passed to `complete`); None for the default.
         model: Model id for every request (overrides `params["model"]`).
         system: System prompt, the first message of the history.
-        params: Other request fields (`temperature`, `tools`, ...), sent each turn.
+        params: Other request fields (`temperature`, `tool_choice`, ...), sent each turn.
+        tools: Functions the model may call: plain, `async def`, returning an
+            Observable (its last value is the result), or `Tool`s. A reply that calls
+            them is committed, its calls run, their results are committed in call
+            order and the model is asked again, until a reply calls none.
+        max_steps: Requests one turn may make; a turn still calling tools after that
+            fails with `StepLimitError` (what it committed stays).
+        approve: Asked with each `ToolCall` before it runs (may return a bool, an
+            awaitable or an Observable of bool); a refusal becomes a tool message
+            saying the user declined.
+        max_tool_concurrency: Tool calls of one reply running at once.
         history: The conversation so far (after the system prompt), to continue it.
         context_window: Token budget of a request; the oldest turns are left out of
             requests that would exceed it. None sends the whole history.
@@ -85,7 +97,8 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
 
     Raises:
         ConfigurationError: `scheduler` is not serial (the immediate or current-thread
-            scheduler).
+            scheduler), two tools share a name, or a tool's type hints have no JSON
+            Schema.
     """
 
     def __init__(
@@ -95,6 +108,10 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         model: str | None = None,
         system: str | None = None,
         params: Mapping[str, Any] | None = None,
+        tools: Sequence[Tool | ToolFunction] | None = None,
+        max_steps: int = 8,
+        approve: Approve | None = None,
+        max_tool_concurrency: int = 4,
         history: Sequence[AskValue] = (),
         context_window: int | None = None,
         count_tokens: TokenCounter | None = None,
@@ -115,9 +132,15 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         # a blocking read never runs on the session's scheduler, unless time is virtual
         virtual = isinstance(scheduler, VirtualTimeScheduler)
         self._stream_scheduler: abc.SchedulerBase | None = scheduler if virtual else None
+        self.tools = tool_table(tools or ())
+        runner = ToolRunner(self.tools, approve, self._stream_scheduler)
+        loop = ToolLoop(max(1, max_steps), max(1, max_tool_concurrency)) if tools else None
         head = (Message(role="system", content=system),) if system else ()
-        seed = Actor(ChatState(messages=(*head, *map(_as_message, history))))
-        self._actor = SessionActor(seed, scheduler, self._open_stream, self._stream_scheduler)
+        seed = Actor(ChatState(messages=(*head, *map(_as_message, history))), loop=loop)
+        self._actor = SessionActor(
+            seed, scheduler, self._open_stream, self._stream_scheduler,
+            lambda run, done: runner.start(run.call, run.turn, done),
+        )
         self._stopped = False
 
     # -- the Observable side -------------------------------------------------------
@@ -319,13 +342,16 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         )
 
     def _request(self, state: ChatState) -> ChatCompletionParams:
-        assert state.pending is not None
         body = dict(self.params)
         if self.model is not None:
             body["model"] = self.model
+        if self.tools:
+            body["tools"] = [*body.get("tools", ()), *(t.to_dict() for t in self.tools.values())]
+        context, new = state.context, state.pending
+        if new is None:  # a tool loop's next step: the history is the request
+            context, new = context[:-1], context[-1]
         body["messages"] = request_messages(
-            state.context, state.pending,
-            context_window=self.context_window, count_tokens=self._count_tokens,
+            context, new, context_window=self.context_window, count_tokens=self._count_tokens,
         )
         return cast(ChatCompletionParams, body)
 
