@@ -9,7 +9,7 @@ emitted, arguments merged by `rxchat.operators.merge_delta` (the one merge rule)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import reactivex
@@ -23,7 +23,7 @@ __all__ = ["tool_calls"]
 
 @dataclass(frozen=True)
 class _Calls:
-    merged: Message = Message()
+    merged: Message = field(default_factory=Message)
     emitted: int = 0
     ready: tuple[ToolCall, ...] = ()
 
