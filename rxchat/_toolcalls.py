@@ -44,12 +44,18 @@ def tool_calls() -> Callable[[Observable[Message]], Observable[ToolCall]]:
     Returns:
         An operator from deltas to tool calls.
     """
-    return compose(
-        ops.filter(lambda delta: delta.index == 0),
-        lambda source: reactivex.concat(source, reactivex.just(_END)),
-        ops.scan(_track, _Calls()),
-        ops.flat_map(lambda calls: reactivex.from_iterable(calls.ready)),
-    )
+    def first_choice(delta: Message) -> bool:
+        return delta.index == 0
+
+    def ended(source: Observable[Message]) -> Observable[Message]:
+        return reactivex.concat(source, reactivex.just(_END))
+
+    def ready(calls: _Calls) -> Observable[ToolCall]:
+        return reactivex.from_iterable(calls.ready)
+
+    scan: Callable[[Observable[Message]], Observable[_Calls]] = ops.scan(_track, _Calls())
+    each: Callable[[Observable[_Calls]], Observable[ToolCall]] = ops.flat_map(ready)
+    return compose(ops.filter(first_choice), ended, scan, each)
 
 
 def _track(calls: _Calls, delta: Message) -> _Calls:
