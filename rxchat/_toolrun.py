@@ -47,7 +47,7 @@ log = logging.getLogger("rxchat")
 Approve = Callable[[ToolCall], "bool | Awaitable[bool] | Observable[bool]"]
 """Asked before each tool call; a false answer declines it."""
 
-DECLINED = "Declined: the user did not allow this tool call, so it was not run."
+DECLINED = "The user declined this tool call, so it was not run."
 """The result given to the model for a call the user refused."""
 
 _Then = Callable[[Any, bool], None]  # (value, still on the worker that resolved it)
