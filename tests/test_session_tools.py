@@ -204,8 +204,8 @@ def test_step_limit_keeps_the_steps_and_regenerate_continues_without_rerunning()
     assert [m.role for m in failed.messages] == ["user", "assistant", "tool", "assistant", "tool"]
     assert failed.failed is None and "max_steps" in str(failed.error)
     # regenerate continues from the committed steps: no tool runs again
-    assert wire(complete.calls[2]) == wire(complete.calls[1])[:3] + [
-        ("assistant", None, ["c2"]), ("tool", "sunny in B", "c2")]
+    assert wire(complete.calls[2]) == [
+        *wire(complete.calls[1])[:3], ("assistant", None, ["c2"]), ("tool", "sunny in B", "c2")]
     assert ran == ["A", "B"]
     assert session.messages[-1].content == "A and B are sunny"
     assert [m.role for m in session.messages].count("user") == 1
