@@ -116,7 +116,7 @@ def test_functions_that_cannot_be_described_are_refused_with_a_reason() -> None:
 
     with pytest.raises(ConfigurationError, match=r"\*items"):
         tool(many)
-    with pytest.raises(ConfigurationError, match="'x'.*complex.*schema="):
+    with pytest.raises(ConfigurationError, match=r"'x'.*complex.*schema="):
         tool(odd)
     with pytest.raises(ConfigurationError, match="name"):
         tool(lambda: None)
