@@ -89,6 +89,17 @@ def _add_common(parser: argparse.ArgumentParser, *, nested: bool) -> None:
                        help="show tracebacks of errors")
 
 
+def _add_tools(parser: argparse.ArgumentParser, *, nested: bool) -> None:
+    """The chat's tool options (also accepted before the command, as chat is the default)."""
+    group = parser.add_argument_group("tools (chat)")
+    group.add_argument("--tool", action="append", metavar="MODULE:FUNCTION",
+                       default=argparse.SUPPRESS if nested else [],
+                       help="let the model call this function (repeatable)")
+    group.add_argument("--yes", action="store_true",
+                       default=argparse.SUPPRESS if nested else False,
+                       help="run tool calls without asking first")
+
+
 def build_parser(out: TextIO, err: TextIO) -> argparse.ArgumentParser:
     """The ``rxchat`` parser, writing help to ``out`` and errors to ``err``."""
     parser = _Parser(
@@ -104,6 +115,8 @@ def build_parser(out: TextIO, err: TextIO) -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="interactive conversation (the default)",
                                out=out, err=err)
     _add_common(chat, nested=True)
+    _add_tools(parser, nested=False)
+    _add_tools(chat, nested=True)
     ask = commands.add_parser("ask", help="one reply to PROMPT, streamed to stdout",
                               out=out, err=err)
     ask.add_argument("prompt", nargs="+", metavar="PROMPT",
