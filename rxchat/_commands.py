@@ -7,20 +7,47 @@ values; only `Ask.stream` is touched from other threads (it is thread-safe).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
 
 from ._history import ChatState, DeltaReceived, TurnCompleted, TurnEvent, TurnFailed
-from ._models import Message, ToolCall
+from ._models import ChatMessage, Message, ToolCall
 from ._toolstate import ToolFinished
 
 __all__ = [
-    "Ask", "Asked", "Cancel", "Closed", "Command", "Connect", "Deliver", "Disposed", "Edit",
-    "Effect", "End", "Finish", "Greet", "InputCompleted", "InputFailed", "Open", "Reset",
+    "Ask", "AskValue", "Asked", "Cancel", "Closed", "Command", "Connect", "Deliver", "Disposed",
+    "Edit", "Effect", "End", "Finish", "Greet", "InputCompleted", "InputFailed", "Open", "Reset",
     "RunTool", "Shut", "Streamed", "ToolReturned", "Unwatch", "Watch", "Withdrawn",
+    "as_message",
 ]
+
+AskValue = str | ChatMessage | Message | Mapping[str, Any]
+"""What asks a turn: the user's text, or a whole message (a `ChatMessage` or wire dict,
+a tool result included)."""
+
+
+def as_message(value: AskValue) -> Message:
+    """The `Message` of an ask: text is a user message; a dict's role defaults to user.
+
+    Raises:
+        TypeError: `value` is none of those.
+    """
+    if isinstance(value, Message):
+        return value
+    if isinstance(value, ChatMessage):
+        return Message(
+            role=value.role, content=value.content, name=value.name,
+            tool_calls=value.tool_calls, tool_call_id=value.tool_call_id,
+        )
+    if isinstance(value, str):
+        return Message(role="user", content=value)
+    if isinstance(value, Mapping):
+        return Message.from_dict({"role": "user", **value})
+    raise TypeError(f"ChatSession asks are str, ChatMessage or dict, not {type(value).__name__}")
 
 
 @dataclass(frozen=True, eq=False)

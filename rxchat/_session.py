@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any
 
 import reactivex
 from reactivex import Observable, Observer, abc
@@ -26,6 +26,7 @@ from ._client import ChatClient
 from ._commands import (
     Ask,
     Asked,
+    AskValue,
     Cancel,
     Closed,
     Command,
@@ -37,10 +38,11 @@ from ._commands import (
     Unwatch,
     Watch,
     Withdrawn,
+    as_message,
 )
-from ._context import TokenCounter, estimate_tokens, request_messages
+from ._context import TokenCounter, estimate_tokens, request_params
 from ._history import ChatState, SystemChanged, TurnUndone, last_turn_start
-from ._models import ChatCompletionParams, ChatMessage, Message
+from ._models import ChatCompletionParams, Message
 from ._persist import SessionFile, read_session, write_session
 from ._replay import Replay
 from ._stream import create_stream_completion
@@ -56,9 +58,6 @@ log = logging.getLogger("rxchat")
 Completion = Callable[..., Observable[Message]]
 """Called as `complete(params, client=..., scheduler=...)`, like
 `rxchat.create_stream_completion`; returns a cold Observable of deltas."""
-
-AskValue = str | ChatMessage | Message | Mapping[str, Any]
-"""What asks a turn: the user's text, or a whole message (a `ChatMessage` or wire dict)."""
 
 _QUIET: abc.ObserverBase[Any] = Observer(lambda _v: None, lambda _e: None, lambda: None)
 
@@ -136,7 +135,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         runner = ToolRunner(self.tools, approve, self._stream_scheduler)
         loop = ToolLoop(max(1, max_steps), max(1, max_tool_concurrency)) if tools else None
         head = (Message(role="system", content=system),) if system else ()
-        seed = Actor(ChatState(messages=(*head, *map(_as_message, history))), loop=loop)
+        seed = Actor(ChatState(messages=(*head, *map(as_message, history))), loop=loop)
         self._actor = SessionActor(
             seed, scheduler, self._open_stream, self._stream_scheduler,
             lambda run, done: runner.start(run.call, run.turn, done),
@@ -189,7 +188,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         Returns:
             A cold Observable of the turn's deltas.
         """
-        message = _as_message(text)
+        message = as_message(text)
 
         def subscribe(
             observer: abc.ObserverBase[Message], _scheduler: abc.SchedulerBase | None = None
@@ -212,7 +211,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         Returns:
             The turn's deltas, from the first, for every subscriber.
         """
-        return self._hot(_as_message(text))
+        return self._hot(as_message(text))
 
     def on_next(self, value: AskValue) -> None:
         """Ask a turn (the Observer side); ignored, with a warning logged, once ended.
@@ -223,7 +222,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         if self._stopped:
             log.warning("ChatSession.on_next after the session ended: ignored.")
             return
-        self._actor.post(Asked(Ask(_as_message(value), _QUIET)))
+        self._actor.post(Asked(Ask(as_message(value), _QUIET)))
 
     def regenerate(self) -> Observable[Message]:
         """Ask the failed turn again, or replace the last reply with a new one.
@@ -342,19 +341,10 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         )
 
     def _request(self, state: ChatState) -> ChatCompletionParams:
-        body = dict(self.params)
-        if self.model is not None:
-            body["model"] = self.model
-        if self.tools:
-            body["tools"] = [*body.get("tools", ()), *(t.to_dict() for t in self.tools.values())]
-        context, new = state.context, state.pending
-        if new is None:  # a tool loop's next step: the history is the request
-            context, new = context[:-1], context[-1]
-        body["messages"] = request_messages(
-            context, new, context_window=self.context_window, count_tokens=self._count_tokens,
+        return request_params(
+            self.params, state, model=self.model, tools=self.tools.values(),
+            context_window=self.context_window, count_tokens=self._count_tokens,
         )
-        return cast(ChatCompletionParams, body)
-
 
     def _hot(self, message: Message | None) -> Observable[Message]:
         replay = Replay(self._actor.post)
@@ -371,21 +361,6 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         if running is not None:
             running.stream.dispose()
         self._actor.post(command)
-
-
-def _as_message(value: AskValue) -> Message:
-    if isinstance(value, Message):
-        return value
-    if isinstance(value, ChatMessage):
-        return Message(
-            role=value.role, content=value.content, name=value.name,
-            tool_calls=value.tool_calls, tool_call_id=value.tool_call_id,
-        )
-    if isinstance(value, str):
-        return Message(role="user", content=value)
-    if isinstance(value, Mapping):
-        return Message.from_dict({"role": "user", **value})
-    raise TypeError(f"ChatSession asks are str, ChatMessage or dict, not {type(value).__name__}")
 
 
 def _equal(left: object, right: object) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import reactivex
 from reactivex import Observable
 from reactivex import operators as ops
@@ -281,22 +282,22 @@ def test_regenerating_a_turn_that_ran_tools_replaces_only_its_answer() -> None:
         ("tool", "sunny in A"), ("assistant", "Bright")]
 
 
-def test_ending_the_session_during_tools_leaves_every_call_answered() -> None:
-    for end in ("on_error", "close", "dispose"):
-        scheduler = TestScheduler()
-        answer = scheduler.create_cold_observable(on_next(50, "late"), on_completed(50))
+@pytest.mark.parametrize("end", ["on_error", "close", "dispose"])
+def test_ending_the_session_during_tools_leaves_every_call_answered(end: str) -> None:
+    scheduler = TestScheduler()
+    answer = scheduler.create_cold_observable(on_next(50, "late"), on_completed(50))
 
-        def lookup() -> Observable[str]:
-            """Never in time."""
-            return answer
+    def lookup() -> Observable[str]:
+        """Never in time."""
+        return answer
 
-        session = ChatSession(tools=[lookup], complete=ScriptedCompletion(
-            calls_reply(scheduler, ("k", "lookup", "{}"))), scheduler=scheduler)
-        session.on_next("q")
-        stop = {"on_error": lambda: session.on_error(RuntimeError("input")),
-                "close": session.close, "dispose": session.dispose}[end]
-        scheduler.schedule_absolute(40, lambda *_, stop=stop: stop())
-        scheduler.start()
-        assert answer.subscriptions == [subscribe(30, 40)], end
-        assert [(m.role, m.tool_call_id) for m in session.messages] == [
-            ("user", None), ("assistant", None), ("tool", "k")], end
+    session = ChatSession(tools=[lookup], complete=ScriptedCompletion(
+        calls_reply(scheduler, ("k", "lookup", "{}"))), scheduler=scheduler)
+    session.on_next("q")
+    stop = {"on_error": lambda: session.on_error(RuntimeError("input")),
+            "close": session.close, "dispose": session.dispose}[end]
+    scheduler.schedule_absolute(40, lambda *_: stop())
+    scheduler.start()
+    assert answer.subscriptions == [subscribe(30, 40)]
+    assert [(m.role, m.tool_call_id) for m in session.messages] == [
+        ("user", None), ("assistant", None), ("tool", "k")]
