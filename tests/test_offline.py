@@ -55,7 +55,7 @@ def test_the_server_answers_a_non_streamed_request_with_one_completion() -> None
             sdk.chat.completions.create(model="m", messages=[], extra_body={"messages": "x"})
 
 
-ADD_TOOL = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]
+ADD_TOOL: Any = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]
 
 
 def test_offline_model_calls_the_tool_a_user_message_names() -> None:
@@ -77,7 +77,7 @@ def test_the_server_plays_the_tool_loop_to_the_openai_sdk() -> None:
     from rxchat.testing import FakeServer
 
     with FakeServer() as server:
-        sdk = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+        sdk: Any = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
         messages: list[Any] = [user('add {"a": 40, "b": 2}')]
         first = sdk.chat.completions.create(model="m", messages=messages, tools=ADD_TOOL)
         (call,) = first.choices[0].message.tool_calls or []

@@ -18,7 +18,7 @@ from reactivex import Observable
 from reactivex import operators as ops
 from reactivex.scheduler import NewThreadScheduler
 
-from rxchat import ChatClient, ChatSession, ToolCall, tool
+from rxchat import ChatClient, ChatSession, ChatState, Message, ToolCall, tool
 from rxchat import operators as rxops
 from rxchat.errors import StepLimitError, ToolError
 from rxchat.testing import FakeServer, Reply
@@ -28,8 +28,14 @@ from .conftest import wait_until
 HANG = 10.0
 
 
+def final(deltas: Observable[Message]) -> Message:
+    """The whole reply of a turn's deltas (an error if it takes more than HANG s)."""
+    reply: Observable[Message] = deltas.pipe(rxops.final_message())
+    return reply.pipe(ops.timeout(HANG)).run()
+
+
 def ask(session: ChatSession, text: str) -> str | None:
-    return session.ask(text).pipe(rxops.final_message(), ops.timeout(HANG)).run().content
+    return final(session.ask(text)).content
 
 
 def tool_messages(server: FakeServer, request: int = -1) -> list[tuple[str, str]]:
@@ -219,8 +225,7 @@ def test_step_limit_then_regenerate_never_reruns_a_completed_call(
     assert [m.role for m in session.messages] == ["user", "assistant", "tool", "assistant", "tool"]
 
     server.enqueue(Reply.text("1 and 2"))
-    final = session.regenerate().pipe(rxops.final_message(), ops.timeout(HANG)).run()
-    assert final.content == "1 and 2" and runs == [1, 2]
+    assert final(session.regenerate()).content == "1 and 2" and runs == [1, 2]
     assert tool_messages(server) == [("r1", "1"), ("r2", "2")]
     assert [m["role"] for m in server.requests[-1].messages][-1] == "tool"
 
@@ -241,8 +246,7 @@ def test_a_server_error_mid_loop_keeps_the_steps_and_regenerate_continues(
     with pytest.raises(Exception, match="overloaded"):
         ask(session, "go")
     assert [m.role for m in session.messages] == ["user", "assistant", "tool"]
-    final = session.regenerate().pipe(rxops.final_message(), ops.timeout(HANG)).run()
-    assert final.content == "one" and runs == [1]
+    assert final(session.regenerate()).content == "one" and runs == [1]
     assert server.requests[-1].messages == server.requests[-2].messages
 
 
@@ -261,8 +265,7 @@ def test_send_accepts_a_tool_message_as_a_dict(server: FakeServer, client: ChatC
                    Reply.text("thanks"))
     assert ask(session, "call f") is None
     result = {"role": "tool", "tool_call_id": "x1", "content": "42"}
-    final = session.send(result).pipe(rxops.final_message(), ops.timeout(HANG)).run()
-    assert final.content == "thanks"
+    assert final(session.send(result)).content == "thanks"
     assert server.requests[-1].messages[-1] == result
 
 
@@ -278,8 +281,11 @@ def test_a_subscriber_may_cancel_from_the_tools_state(
 
     server.enqueue(calls(("s", "slow", {})))
     session = ChatSession(client, tools=[slow])
-    session.pipe(ops.filter(lambda s: s.status == "tools"), ops.take(1)).subscribe(
-        lambda _s: session.cancel())
+    def cancel_at_tools(state: ChatState) -> None:
+        if state.status == "tools":
+            session.cancel()
+
+    session.subscribe(cancel_at_tools)
     session.send("go")
     assert wait_until(lambda: len(session.messages) == 3, HANG)
     release.set()

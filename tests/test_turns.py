@@ -11,6 +11,7 @@ from rxchat._commands import (
     Ask,
     Asked,
     Cancel,
+    Command,
     Connect,
     Deliver,
     End,
@@ -88,9 +89,10 @@ def tool_turn(*ids: str, concurrency: int = 2, max_steps: int = 8) -> tuple[Ask,
     one = ask("go")
     calls = tuple(ToolCall(i, id, "function", FunctionCall("f", "{}")) for i, id in enumerate(ids))
     seed = Actor(ChatState(), loop=ToolLoop(max_steps, concurrency))
-    actor = reduce(step, [Asked(one), Open(one),
-                          Streamed(one, DeltaReceived(1, Message(tool_calls=calls))),
-                          Streamed(one, TurnCompleted(1))], seed)  # type: ignore[arg-type]
+    commands: list[Command] = [Asked(one), Open(one),
+                               Streamed(one, DeltaReceived(1, Message(tool_calls=calls))),
+                               Streamed(one, TurnCompleted(1))]
+    actor = reduce(step, commands, seed)
     return one, actor
 
 
