@@ -55,7 +55,8 @@ def test_the_server_answers_a_non_streamed_request_with_one_completion() -> None
             sdk.chat.completions.create(model="m", messages=[], extra_body={"messages": "x"})
 
 
-ADD_TOOL: Any = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]
+ADD_TOOL: Any = [
+    {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]
 
 
 def test_offline_model_calls_the_tool_a_user_message_names() -> None:
