@@ -93,6 +93,9 @@ class ToolRunner:
         except ValueError as exc:
             run.fail(f"tool {name!r} was called with bad arguments: {exc}")
             return run
+        except Exception as exc:  # a hand-written schema this check cannot read
+            run.fail(f"the arguments of {name!r} could not be checked: {exc}", exc)
+            return run
         approve = self._approve
         run.start(
             (lambda: approve(call)) if approve is not None else None,
@@ -143,7 +146,8 @@ class _Run(abc.DisposableBase):
         error = ToolError(f"Tool call {self._call.id!r}: {problem}.",
                           tool_call_id=self._call.id, tool_name=name)
         error.__cause__ = cause
-        log.warning("rxchat: %s", error)
+        # user code that raised is worth a warning; a model's slip is routine
+        log.log(logging.WARNING if cause else logging.INFO, "rxchat: %s", error)
         self._finish(f"Error: {problem}.", error)
 
     # -- on a worker (or the virtual-time scheduler) --------------------------------

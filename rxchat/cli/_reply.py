@@ -157,7 +157,8 @@ class _ReplyLoop:
                 self._ended = item
                 return
             if callable(item):  # work handed to the main thread (a tool's prompt)
-                item(self._view)
+                if self._cancelled_at is None:  # none after Ctrl-C
+                    item(self._view)
                 continue
             if self._first is None and (item.content or item.reasoning_content):
                 self._first = self._clock()
