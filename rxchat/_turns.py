@@ -2,9 +2,9 @@
 
 `ChatSession` folds every command (an ask, a cancel, a delta from a turn's stream, a
 new subscriber, ...) through `step` in a `scan`, one at a time on its serial scheduler.
-`step` never calls anything outside this module and `rxchat._history`: what must
-happen in the world (subscribe a stream, close one, hand a delta to an `ask()`
-subscriber) is listed in `Actor.effects`, and the session performs those after the
+`step` calls nothing but the pure reducers (`rxchat._history`, `rxchat._toolstate`):
+what must happen in the world (subscribe a stream, close one, start a tool call, hand
+a delta to an `ask()` subscriber) is listed in `Actor.effects`, and the session performs those after the
 state has been published. So the whole turn protocol is testable as plain values.
 
 ```text
