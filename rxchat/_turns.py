@@ -4,8 +4,9 @@
 new subscriber, ...) through `step` in a `scan`, one at a time on its serial scheduler.
 `step` calls nothing but the pure reducers (`rxchat._history`, `rxchat._toolstate`):
 what must happen in the world (subscribe a stream, close one, start a tool call, hand
-a delta to an `ask()` subscriber) is listed in `Actor.effects`, and the session performs those after the
-state has been published. So the whole turn protocol is testable as plain values.
+a delta to an `ask()` subscriber) is listed in `Actor.effects`, and the session
+performs those after the state has been published. So the whole turn protocol is
+testable as plain values.
 
 ```text
 Asked ─▶ waiting ─▶ TurnStarted ─▶ Open (posted back) ─▶ Connect: subscribe the stream
