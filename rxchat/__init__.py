@@ -13,6 +13,7 @@ from ._models import ChatCompletionParams, ChatMessage, FunctionCall, Message, T
 from ._offline_client import offline_client
 from ._session import ChatSession
 from ._stream import create_stream_completion
+from ._tools import Tool, tool
 
 __version__ = "0.1.0"
 
@@ -24,9 +25,11 @@ __all__ = [
     "ChatState",
     "FunctionCall",
     "Message",
+    "Tool",
     "ToolCall",
     "Usage",
     "__version__",
     "create_stream_completion",
     "offline_client",
+    "tool",
 ]

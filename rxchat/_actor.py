@@ -5,7 +5,8 @@
  ──────────                      ─────────────────────────────────────────────────────────────
  on_next / ask / send ─┐
  cancel / undo / ...  ─┼─▶ Mailbox ─▶ scan(step, seed) ─▶ Actor ─▶ publish ChatState to subscribers
- a stream's deltas    ─┘    (deque)     (pure, _turns)           └▶ effects: subscribe a stream,
+ a stream's deltas    ─┤    (deque)     (pure, _turns)           └▶ effects: subscribe a stream,
+ a tool's result      ─┘                                             start a tool call,
                                                                      deliver a delta, end a turn
  cancel(): closes the turn's socket from the calling thread at once, then posts Cancel
 ```
@@ -27,6 +28,7 @@ from typing import Any
 
 from reactivex import Observable, abc
 from reactivex import operators as ops
+from reactivex.disposable import CompositeDisposable
 from reactivex.scheduler import EventLoopScheduler
 from reactivex.subject import Subject
 
@@ -39,12 +41,15 @@ from ._commands import (
     End,
     Greet,
     Open,
+    RunTool,
     Shut,
     Streamed,
+    ToolReturned,
 )
 from ._history import ChatState, DeltaReceived, TurnCompleted, TurnFailed
 from ._mailbox import Mailbox
 from ._models import Message
+from ._toolstate import ToolFinished
 from ._turns import Actor, step
 
 __all__ = ["SessionActor", "call_subscriber"]
@@ -53,6 +58,9 @@ log = logging.getLogger("rxchat")
 
 OpenStream = Callable[[ChatState], Observable[Message]]
 """Builds the stream of deltas of the turn that just started in a state."""
+
+StartTool = Callable[[RunTool, Callable[[ToolFinished], None]], abc.DisposableBase]
+"""Starts a tool call; its result goes to the callback (from any thread), once."""
 
 
 class SessionActor:
@@ -64,6 +72,7 @@ class SessionActor:
         open_stream: Builds a turn's stream from the state it started in.
         stream_scheduler: Passed to the stream's `subscribe` (a virtual-time scheduler
             in tests; None otherwise, so a blocking read never runs on the actor).
+        start_tool: Starts a tool call (`rxchat._toolrun`), when the session has tools.
     """
 
     def __init__(
@@ -72,9 +81,11 @@ class SessionActor:
         scheduler: abc.SchedulerBase | None,
         open_stream: OpenStream,
         stream_scheduler: abc.SchedulerBase | None,
+        start_tool: StartTool | None = None,
     ) -> None:
         self.value = seed
         self._open_stream, self._stream_scheduler = open_stream, stream_scheduler
+        self._start_tool = start_tool
         self._own_thread = scheduler is None
         events: Subject[Command] = Subject()
         events.pipe(ops.scan(step, seed)).subscribe(self._perform, self._crash)
@@ -126,6 +137,8 @@ class SessionActor:
             self._mailbox.post(effect)
         elif isinstance(effect, Connect):
             self._connect(effect.ask)
+        elif isinstance(effect, RunTool):
+            self._run_tool(effect)
         elif isinstance(effect, Shut):
             effect.ask.stream.dispose()
         elif isinstance(effect, Greet):
@@ -150,8 +163,23 @@ class SessionActor:
         except Exception as exc:  # building or subscribing the stream failed
             post(Streamed(ask, TurnFailed(turn, exc)))
 
+    def _run_tool(self, effect: RunTool) -> None:
+        """Start a tool call; it joins the step's tools, which `cancel()` disposes."""
+        ask, post = effect.ask, self._mailbox.post
+        if ask.stream.is_disposed or self._start_tool is None:
+            return  # cancelled from another thread: its Cancel follows
+        tools = ask.stream.disposable
+        if not isinstance(tools, _StepTools):
+            tools = _StepTools()
+            ask.stream.disposable = tools  # the finished stream of the step is let go
+        tools.add(self._start_tool(effect, lambda event: post(ToolReturned(ask, event))))
+
     def _crash(self, error: Exception) -> None:  # pragma: no cover - a bug in step()
         log.critical("rxchat: the session's reducer failed", exc_info=error)
+
+
+class _StepTools(CompositeDisposable):
+    """The tool calls of one step: what a turn is doing while its tools run."""
 
 
 def call_subscriber(function: Callable[..., None], *args: Any) -> None:

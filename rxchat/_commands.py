@@ -7,32 +7,62 @@ values; only `Ask.stream` is touched from other threads (it is thread-safe).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from reactivex import abc
-from reactivex.disposable import SingleAssignmentDisposable
+from reactivex.disposable import SerialDisposable
 
 from ._history import ChatState, DeltaReceived, TurnCompleted, TurnEvent, TurnFailed
-from ._models import Message
+from ._models import ChatMessage, Message, ToolCall
+from ._toolstate import ToolFinished
 
 __all__ = [
-    "Ask", "Asked", "Cancel", "Closed", "Command", "Connect", "Deliver", "Disposed", "Edit",
-    "Effect", "End", "Finish", "Greet", "InputCompleted", "InputFailed", "Open", "Reset",
-    "Shut", "Streamed", "Unwatch", "Watch", "Withdrawn",
+    "Ask", "AskValue", "Asked", "Cancel", "Closed", "Command", "Connect", "Deliver", "Disposed",
+    "Edit", "Effect", "End", "Finish", "Greet", "InputCompleted", "InputFailed", "Open", "Reset",
+    "RunTool", "Shut", "Streamed", "ToolReturned", "Unwatch", "Watch", "Withdrawn",
+    "as_message",
 ]
+
+AskValue = str | ChatMessage | Message | Mapping[str, Any]
+"""What asks a turn: the user's text, or a whole message (a `ChatMessage` or wire dict,
+a tool result included)."""
+
+
+def as_message(value: AskValue) -> Message:
+    """The `Message` of an ask: text is a user message; a dict's role defaults to user.
+
+    Raises:
+        TypeError: `value` is none of those.
+    """
+    if isinstance(value, Message):
+        return value
+    if isinstance(value, ChatMessage):
+        return Message(
+            role=value.role, content=value.content, name=value.name,
+            tool_calls=value.tool_calls, tool_call_id=value.tool_call_id,
+        )
+    if isinstance(value, str):
+        return Message(role="user", content=value)
+    if isinstance(value, Mapping):
+        return Message.from_dict({"role": "user", **value})
+    raise TypeError(f"ChatSession asks are str, ChatMessage or dict, not {type(value).__name__}")
 
 
 @dataclass(frozen=True, eq=False)
 class Ask:
     """One asked turn: its message (None: regenerate), who gets its deltas, its stream.
 
-    `stream` is the only part touched from other threads: disposing it closes the
-    turn's socket at once, and a stream subscribed after that is closed at once.
+    `stream` is the only part touched from other threads: it holds what the turn is
+    doing now (a step's stream, then the step's running tools, then the next step's
+    stream). Disposing it closes the socket or disposes the tools at once, and
+    anything assigned to it after that is disposed at once.
     """
 
     message: Message | None
     observer: abc.ObserverBase[Message]
-    stream: SingleAssignmentDisposable = field(default_factory=SingleAssignmentDisposable)
+    stream: SerialDisposable = field(default_factory=SerialDisposable)
 
     @property
     def regenerate(self) -> bool:
@@ -77,6 +107,14 @@ class Streamed:
 
     ask: Ask
     event: DeltaReceived | TurnCompleted | TurnFailed
+
+
+@dataclass(frozen=True)
+class ToolReturned:
+    """A tool call of the turn of `ask` ended."""
+
+    ask: Ask
+    event: ToolFinished
 
 
 @dataclass(frozen=True)
@@ -128,8 +166,8 @@ class Disposed:
 
 
 Command = (
-    Asked | Withdrawn | Cancel | Open | Streamed | Edit | Reset | Watch | Unwatch
-    | InputCompleted | InputFailed | Closed | Disposed
+    Asked | Withdrawn | Cancel | Open | Streamed | ToolReturned | Edit | Reset | Watch
+    | Unwatch | InputCompleted | InputFailed | Closed | Disposed
 )
 
 # -- effects -------------------------------------------------------------------------
@@ -140,6 +178,15 @@ class Connect:
     """Subscribe the stream of `ask`, built from the state its turn started in."""
 
     ask: Ask
+
+
+@dataclass(frozen=True)
+class RunTool:
+    """Start `call` (turn `turn`) of the turn of `ask`: approval, then the tool."""
+
+    ask: Ask
+    call: ToolCall
+    turn: int
 
 
 @dataclass(frozen=True)
@@ -180,4 +227,4 @@ class Finish:
     error: Exception | None = None
 
 
-Effect = Open | Connect | Shut | Deliver | End | Greet | Finish
+Effect = Open | Connect | RunTool | Shut | Deliver | End | Greet | Finish

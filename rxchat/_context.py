@@ -14,13 +14,14 @@ the server decides.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
-from ._history import system_prefix
-from ._models import Message
+from ._models import ChatCompletionParams, Message
+from ._state import ChatState, system_prefix
+from ._tools import Tool
 
-__all__ = ["TokenCounter", "estimate_tokens", "request_messages"]
+__all__ = ["TokenCounter", "estimate_tokens", "request_messages", "request_params"]
 
 TokenCounter = Callable[[Mapping[str, Any]], int]
 """Counts the tokens of one request message (a wire dict)."""
@@ -98,6 +99,43 @@ def request_messages(
         budget -= cost
         keep_from = start
     return [*wires[:head], *wires[keep_from:], new]
+
+
+def request_params(
+    params: Mapping[str, Any],
+    state: ChatState,
+    *,
+    model: str | None,
+    tools: Iterable[Tool],
+    context_window: int | None,
+    count_tokens: TokenCounter,
+) -> ChatCompletionParams:
+    """The body of the request a session sends for the step that started in `state`.
+
+    Args:
+        params: The session's other request fields.
+        state: A state whose turn (or next tool-loop step) just started.
+        model: The session's model, if set (overrides `params["model"]`).
+        tools: The session's tools, added to any `params["tools"]`.
+        context_window: Token budget of the request, or None.
+        count_tokens: Counts one wire message.
+
+    Returns:
+        The request body.
+    """
+    body = dict(params)
+    if model is not None:
+        body["model"] = model
+    entries = [t.to_dict() for t in tools]
+    if entries:
+        body["tools"] = [*body.get("tools", ()), *entries]
+    context, new = state.context, state.pending
+    if new is None:  # a tool loop's next step: the history is the request
+        context, new = context[:-1], context[-1]
+    body["messages"] = request_messages(
+        context, new, context_window=context_window, count_tokens=count_tokens,
+    )
+    return cast(ChatCompletionParams, body)
 
 
 def _is_empty_reply(message: Message) -> bool:

@@ -17,7 +17,10 @@ state.messages  # (system, user "Hi", assistant "Hello")
 A *turn* is one asked message (usually `role="user"`) and the reply to it; in
 `messages` a turn runs from a user message up to the next one, so an assistant
 message with `tool_calls` and the tool results that answer it stay in one turn.
-The user message and the reply are committed together (atomic turns).
+The user message and the reply are committed together (atomic turns). A reply that
+calls tools is a *step*: the session commits it with the user message, then its tool
+results (`rxchat._toolstate`), then asks again; the turn ends at a reply without tool
+calls, and a failure keeps the steps committed before it.
 
 Per-delta cost is flat: the reply in flight is a `rxchat._partial.ReplyLog` shared by
 the states of the turn, each knowing how many deltas it has seen, and
@@ -28,11 +31,12 @@ and events that do not apply to the state leave it unchanged: the reducer is tot
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import dataclass, replace
 
-from ._models import Message, ToolCall
+from ._models import Message
 from ._partial import ReplyLog
+from ._state import ChatState, Status, last_turn_start, system_prefix
+from ._toolstate import TOOL_EVENTS, ToolEvent, apply_tool_event, cancel_tools
 
 __all__ = [
     "ChatState",
@@ -51,69 +55,13 @@ __all__ = [
     "system_prefix",
 ]
 
-Status = Literal["idle", "streaming", "tools", "error"]
-
-
-@dataclass(frozen=True)
-class ChatState:
-    """An immutable snapshot of a conversation.
-
-    Attributes:
-        messages: The committed history, oldest first (system prompt included).
-        pending: The message of the turn in flight, or None.
-        status: `"streaming"` while a turn's request runs, `"tools"` while its tool
-            calls run, `"error"` after a failed turn, otherwise `"idle"`.
-        error: Why the last turn failed, or None.
-        queued: The messages of the turns asked and waiting for the one in flight.
-        running_tools: The tool calls running now.
-        failed: The message of the last failed turn (not in `messages`), kept so
-            `regenerate()` can ask it again; None once another turn starts.
-        turn: How many turns were started so far: the id of the current turn.
-        delta: The delta that produced this state while streaming, else None
-            (a UI prints `delta.content` to render the reply incrementally).
-        regenerating: Whether the turn in flight (or the failed one) replaces the last
-            committed turn.
-        reply: The deltas of the reply so far (see `partial`).
-        count: How many of `reply`'s deltas this state has seen.
-    """
-
-    messages: tuple[Message, ...] = ()
-    pending: Message | None = None
-    status: Status = "idle"
-    error: Exception | None = None
-    queued: tuple[Message, ...] = ()
-    running_tools: tuple[ToolCall, ...] = ()
-    failed: Message | None = None
-    turn: int = 0
-    delta: Message | None = None
-    regenerating: bool = False
-    reply: ReplyLog | None = field(default=None, repr=False, compare=False)
-    count: int = 0
-
-    @property
-    def partial(self) -> Message | None:
-        """The reply so far, or None: O(1) per delta to read (the merge is cached)."""
-        if self.reply is None or not self.count:
-            return None
-        return self.reply.merged(self.count)
-
-    @property
-    def context(self) -> tuple[Message, ...]:
-        """The committed messages the pending turn builds on.
-
-        All of `messages`, except that a regenerated turn replaces the last one.
-        """
-        if self.regenerating:
-            return self.messages[: last_turn_start(self.messages)]
-        return self.messages
-
-
 @dataclass(frozen=True)
 class TurnStarted:
     """A turn begins: `message` is sent with the history (`regenerate`: without
-    the last turn, which the reply will replace)."""
+    the last turn, which the reply will replace). A None `message` continues the
+    committed history as it is: a tool loop that stopped before its final answer."""
 
-    message: Message
+    message: Message | None
     regenerate: bool = False
 
 
@@ -134,7 +82,7 @@ class TurnCompleted:
 
 @dataclass(frozen=True)
 class TurnFailed:
-    """Turn `turn` failed with `error`: history stays as it was."""
+    """Turn `turn` failed with `error`: history stays as it was (committed steps too)."""
 
     turn: int
     error: Exception
@@ -142,7 +90,11 @@ class TurnFailed:
 
 @dataclass(frozen=True)
 class TurnCancelled:
-    """Turn `turn` was cancelled: commit the partial reply, marked `cancelled`."""
+    """Turn `turn` was cancelled: commit the partial reply, marked `cancelled`.
+
+    Tool calls of a cancelled reply are dropped (they never ran), and calls of a
+    step whose tools were running each get a tool message saying so.
+    """
 
     turn: int
 
@@ -178,7 +130,7 @@ TurnEvent = (
 """Everything that changes a conversation."""
 
 
-def apply_event(state: ChatState, event: TurnEvent) -> ChatState:
+def apply_event(state: ChatState, event: TurnEvent | ToolEvent) -> ChatState:
     """The state after one event (pure: `state` and `event` are unchanged).
 
     Args:
@@ -196,20 +148,25 @@ def apply_event(state: ChatState, event: TurnEvent) -> ChatState:
             state.messages, state.pending, "streaming", None, state.queued, (), None,
             state.turn, event.delta, state.regenerating,
             reply.appended(state.count, event.delta), state.count + 1,
+            state.step, (), state.tool_errors,
         )
     if isinstance(event, TurnStarted):
-        if state.status == "streaming":
+        if state.status in ("streaming", "tools"):
             return state
         if event.regenerate and last_turn_start(state.messages) == len(state.messages):
             return state
         return ChatState(
             state.messages, event.message, "streaming", queued=state.queued,
-            turn=state.turn + 1, regenerating=event.regenerate,
+            turn=state.turn + 1, regenerating=event.regenerate, step=1,
         )
     if isinstance(event, (TurnCompleted, TurnCancelled, TurnFailed)):
-        if state.status != "streaming" or event.turn != state.turn:
+        if event.turn != state.turn:
             return state
-        return _end_turn(state, event)
+        if state.status == "tools" and isinstance(event, TurnCancelled):
+            return cancel_tools(state)
+        return _end_turn(state, event) if state.status == "streaming" else state
+    if isinstance(event, TOOL_EVENTS):
+        return apply_tool_event(state, event)
     return _edit_history(state, event)
 
 
@@ -218,14 +175,16 @@ def _end_turn(state: ChatState, event: TurnCompleted | TurnCancelled | TurnFaile
         return ChatState(
             state.messages, None, "error", event.error, state.queued, (), state.pending,
             state.turn, None, state.regenerating, state.reply, state.count,
+            state.step, (), state.tool_errors,
         )
     reply = state.partial or Message()
-    if isinstance(event, TurnCancelled):
-        reply = replace(reply, finish_reason="cancelled")
+    if isinstance(event, TurnCancelled):  # its tool calls never ran: no call without a result
+        reply = replace(reply, finish_reason="cancelled", tool_calls=())
     if reply.content is None and not reply.tool_calls:
         reply = replace(reply, content="")
-    assert state.pending is not None
-    return ChatState((*state.context, state.pending, reply), queued=state.queued, turn=state.turn)
+    asked = () if state.pending is None else (state.pending,)
+    return ChatState((*state.context, *asked, reply), queued=state.queued, turn=state.turn,
+                     tool_errors=state.tool_errors)
 
 
 def _edit_history(state: ChatState, event: TurnEvent) -> ChatState:
@@ -237,28 +196,8 @@ def _edit_history(state: ChatState, event: TurnEvent) -> ChatState:
         system = (Message(role="system", content=event.text),) if event.text else ()
         rest = state.messages[len(system_prefix(state.messages)):]
         return replace(state, messages=(*system, *rest))
-    if isinstance(event, TurnUndone) and state.status != "streaming":
+    if isinstance(event, TurnUndone) and state.status not in ("streaming", "tools"):
         start = last_turn_start(state.messages)
         if start < len(state.messages):
             return ChatState(state.messages[:start], queued=state.queued, turn=state.turn)
     return state
-
-
-def system_prefix(messages: tuple[Message, ...]) -> tuple[Message, ...]:
-    """The leading system (or developer) messages: the part no trim or reset removes."""
-    end = 0
-    while end < len(messages) and messages[end].role in ("system", "developer"):
-        end += 1
-    return messages[:end]
-
-
-def last_turn_start(messages: tuple[Message, ...]) -> int:
-    """Where the last turn begins: the index of the last user message.
-
-    Returns `len(messages)` when there is no turn after the system prompt.
-    """
-    floor = len(system_prefix(messages))
-    for index in range(len(messages) - 1, floor - 1, -1):
-        if messages[index].role == "user":
-            return index
-    return floor if floor < len(messages) else len(messages)

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any
 
 import reactivex
 from reactivex import Observable, Observer, abc
@@ -26,6 +26,7 @@ from ._client import ChatClient
 from ._commands import (
     Ask,
     Asked,
+    AskValue,
     Cancel,
     Closed,
     Command,
@@ -37,14 +38,17 @@ from ._commands import (
     Unwatch,
     Watch,
     Withdrawn,
+    as_message,
 )
-from ._context import TokenCounter, estimate_tokens, request_messages
+from ._context import TokenCounter, estimate_tokens, request_params
 from ._history import ChatState, SystemChanged, TurnUndone, last_turn_start
-from ._models import ChatCompletionParams, ChatMessage, Message
+from ._models import ChatCompletionParams, Message
 from ._persist import SessionFile, read_session, write_session
 from ._replay import Replay
 from ._stream import create_stream_completion
-from ._turns import Actor
+from ._toolrun import Approve, ToolRunner
+from ._tools import Tool, ToolFunction, tool_table
+from ._turns import Actor, ToolLoop
 from .errors import ConfigurationError, SessionError
 
 __all__ = ["AskValue", "ChatSession", "Completion"]
@@ -54,9 +58,6 @@ log = logging.getLogger("rxchat")
 Completion = Callable[..., Observable[Message]]
 """Called as `complete(params, client=..., scheduler=...)`, like
 `rxchat.create_stream_completion`; returns a cold Observable of deltas."""
-
-AskValue = str | ChatMessage | Message | Mapping[str, Any]
-"""What asks a turn: the user's text, or a whole message (a `ChatMessage` or wire dict)."""
 
 _QUIET: abc.ObserverBase[Any] = Observer(lambda _v: None, lambda _e: None, lambda: None)
 
@@ -68,7 +69,17 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         client: Where requests go (passed to `complete`); None for the default.
         model: Model id for every request (overrides `params["model"]`).
         system: System prompt, the first message of the history.
-        params: Other request fields (`temperature`, `tools`, ...), sent each turn.
+        params: Other request fields (`temperature`, `tool_choice`, ...), sent each turn.
+        tools: Functions the model may call: plain, `async def`, returning an
+            Observable (its last value is the result), or `Tool`s. A reply that calls
+            them is committed, its calls run, their results are committed in call
+            order and the model is asked again, until a reply calls none.
+        max_steps: Requests one turn may make; a turn still calling tools after that
+            fails with `StepLimitError` (what it committed stays).
+        approve: Asked with each `ToolCall` before it runs (may return a bool, an
+            awaitable or an Observable of bool); a refusal becomes a tool message
+            saying the user declined.
+        max_tool_concurrency: Tool calls of one reply running at once.
         history: The conversation so far (after the system prompt), to continue it.
         context_window: Token budget of a request; the oldest turns are left out of
             requests that would exceed it. None sends the whole history.
@@ -85,7 +96,8 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
 
     Raises:
         ConfigurationError: `scheduler` is not serial (the immediate or current-thread
-            scheduler).
+            scheduler), two tools share a name, or a tool's type hints have no JSON
+            Schema.
     """
 
     def __init__(
@@ -95,6 +107,10 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         model: str | None = None,
         system: str | None = None,
         params: Mapping[str, Any] | None = None,
+        tools: Sequence[Tool | ToolFunction] | None = None,
+        max_steps: int = 8,
+        approve: Approve | None = None,
+        max_tool_concurrency: int = 4,
         history: Sequence[AskValue] = (),
         context_window: int | None = None,
         count_tokens: TokenCounter | None = None,
@@ -115,9 +131,15 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         # a blocking read never runs on the session's scheduler, unless time is virtual
         virtual = isinstance(scheduler, VirtualTimeScheduler)
         self._stream_scheduler: abc.SchedulerBase | None = scheduler if virtual else None
+        self.tools = tool_table(tools or ())
+        runner = ToolRunner(self.tools, approve, self._stream_scheduler)
+        loop = ToolLoop(max(1, max_steps), max(1, max_tool_concurrency)) if tools else None
         head = (Message(role="system", content=system),) if system else ()
-        seed = Actor(ChatState(messages=(*head, *map(_as_message, history))))
-        self._actor = SessionActor(seed, scheduler, self._open_stream, self._stream_scheduler)
+        seed = Actor(ChatState(messages=(*head, *map(as_message, history))), loop=loop)
+        self._actor = SessionActor(
+            seed, scheduler, self._open_stream, self._stream_scheduler,
+            lambda run, done: runner.start(run.call, run.turn, done),
+        )
         self._stopped = False
 
     # -- the Observable side -------------------------------------------------------
@@ -166,7 +188,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         Returns:
             A cold Observable of the turn's deltas.
         """
-        message = _as_message(text)
+        message = as_message(text)
 
         def subscribe(
             observer: abc.ObserverBase[Message], _scheduler: abc.SchedulerBase | None = None
@@ -189,7 +211,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         Returns:
             The turn's deltas, from the first, for every subscriber.
         """
-        return self._hot(_as_message(text))
+        return self._hot(as_message(text))
 
     def on_next(self, value: AskValue) -> None:
         """Ask a turn (the Observer side); ignored, with a warning logged, once ended.
@@ -200,7 +222,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         if self._stopped:
             log.warning("ChatSession.on_next after the session ended: ignored.")
             return
-        self._actor.post(Asked(Ask(_as_message(value), _QUIET)))
+        self._actor.post(Asked(Ask(as_message(value), _QUIET)))
 
     def regenerate(self) -> Observable[Message]:
         """Ask the failed turn again, or replace the last reply with a new one.
@@ -319,16 +341,10 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         )
 
     def _request(self, state: ChatState) -> ChatCompletionParams:
-        assert state.pending is not None
-        body = dict(self.params)
-        if self.model is not None:
-            body["model"] = self.model
-        body["messages"] = request_messages(
-            state.context, state.pending,
+        return request_params(
+            self.params, state, model=self.model, tools=self.tools.values(),
             context_window=self.context_window, count_tokens=self._count_tokens,
         )
-        return cast(ChatCompletionParams, body)
-
 
     def _hot(self, message: Message | None) -> Observable[Message]:
         replay = Replay(self._actor.post)
@@ -345,21 +361,6 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         if running is not None:
             running.stream.dispose()
         self._actor.post(command)
-
-
-def _as_message(value: AskValue) -> Message:
-    if isinstance(value, Message):
-        return value
-    if isinstance(value, ChatMessage):
-        return Message(
-            role=value.role, content=value.content, name=value.name,
-            tool_calls=value.tool_calls, tool_call_id=value.tool_call_id,
-        )
-    if isinstance(value, str):
-        return Message(role="user", content=value)
-    if isinstance(value, Mapping):
-        return Message.from_dict({"role": "user", **value})
-    raise TypeError(f"ChatSession asks are str, ChatMessage or dict, not {type(value).__name__}")
 
 
 def _equal(left: object, right: object) -> bool:

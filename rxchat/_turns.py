@@ -2,16 +2,24 @@
 
 `ChatSession` folds every command (an ask, a cancel, a delta from a turn's stream, a
 new subscriber, ...) through `step` in a `scan`, one at a time on its serial scheduler.
-`step` never calls anything outside this module and `rxchat._history`: what must
-happen in the world (subscribe a stream, close one, hand a delta to an `ask()`
-subscriber) is listed in `Actor.effects`, and the session performs those after the
-state has been published. So the whole turn protocol is testable as plain values.
+`step` calls nothing but the pure reducers (`rxchat._history`, `rxchat._toolstate`):
+what must happen in the world (subscribe a stream, close one, start a tool call, hand
+a delta to an `ask()` subscriber) is listed in `Actor.effects`, and the session
+performs those after the state has been published. So the whole turn protocol is
+testable as plain values.
 
 ```text
 Asked ─▶ waiting ─▶ TurnStarted ─▶ Open (posted back) ─▶ Connect: subscribe the stream
-                         │                                 │ Streamed(delta/done/error)
-Cancel / Withdrawn ──────┴──▶ TurnCancelled, Close stream ◀┘
+                         │    ▲                            │ Streamed(delta/done/error)
+                         │    └── ToolsCommitted ◀── RunTool per call, ◀─┤ a reply with
+                         │        (next step)        ToolReturned each   │ tool calls
+Cancel / Withdrawn ──────┴──▶ TurnCancelled, Close stream or tools ◀─────┘
 ```
+
+With tools (`Actor.loop`), a reply that calls tools is committed as a step, its calls
+start (at most `ToolLoop.concurrency` at once: a finished call starts the next), and
+when every call has its result the results are committed and the next request opens;
+after `ToolLoop.max_steps` requests the turn fails with `StepLimitError` instead.
 
 `Open` travels once more through the mailbox before the stream is subscribed, so a
 `cancel()` issued by a subscriber that saw the turn start is folded first, and no
@@ -42,8 +50,10 @@ from ._commands import (
     InputFailed,
     Open,
     Reset,
+    RunTool,
     Shut,
     Streamed,
+    ToolReturned,
     Unwatch,
     Watch,
     Withdrawn,
@@ -53,17 +63,33 @@ from ._history import (
     DeltaReceived,
     SessionReset,
     TurnCancelled,
+    TurnCompleted,
     TurnFailed,
     TurnStarted,
     apply_event,
     last_turn_start,
 )
 from ._models import Message
-from .errors import SessionError
+from ._toolstate import StepCommitted, ToolsCommitted, ToolStarted, waiting_calls
+from .errors import SessionError, StepLimitError
 
-__all__ = ["Actor", "Phase", "step"]
+__all__ = ["Actor", "Phase", "ToolLoop", "step"]
 
 Phase = Literal["open", "closing", "closed"]
+
+
+@dataclass(frozen=True)
+class ToolLoop:
+    """How a turn runs the tools its replies call.
+
+    Attributes:
+        max_steps: Requests a turn may make; a turn still calling tools after that
+            many fails with `StepLimitError`.
+        concurrency: Tool calls of one step running at once.
+    """
+
+    max_steps: int = 8
+    concurrency: int = 4
 
 
 @dataclass(frozen=True)
@@ -78,6 +104,7 @@ class Actor:
         phase: `"open"`; `"closing"` after `on_completed()` until the queue drains;
             `"closed"` after that, an error, `close()` or `dispose()`.
         effects: What the last command asks the session to do, in order.
+        loop: How tool calls run; None: a reply with tool calls ends the turn.
     """
 
     state: ChatState
@@ -86,6 +113,7 @@ class Actor:
     watchers: tuple[abc.ObserverBase[ChatState], ...] = ()
     phase: Phase = "open"
     effects: tuple[Effect, ...] = ()
+    loop: ToolLoop | None = None
 
 
 def step(actor: Actor, command: Command) -> Actor:
@@ -98,7 +126,7 @@ def step(actor: Actor, command: Command) -> Actor:
     Returns:
         The next actor, whose `effects` say what to do about `command`.
     """
-    if isinstance(command, Streamed):
+    if isinstance(command, (Streamed, ToolReturned)):
         return _streamed(actor, command)
     actor = replace(actor, effects=())
     if isinstance(command, Asked):
@@ -114,17 +142,40 @@ def step(actor: Actor, command: Command) -> Actor:
     return _control(actor, command)
 
 
-def _streamed(actor: Actor, command: Streamed) -> Actor:
+def _streamed(actor: Actor, command: Streamed | ToolReturned) -> Actor:
     ask, event = command.ask, command.event
     if ask is not actor.running:
         return replace(actor, effects=())
+    if isinstance(command, ToolReturned):
+        return _run_tools(replace(actor, state=apply_event(actor.state, event), effects=()))
+    if isinstance(event, TurnCompleted) and actor.loop is not None:
+        reply = actor.state.partial
+        if reply is not None and reply.tool_calls:
+            state = apply_event(actor.state, StepCommitted(event.turn))
+            return _run_tools(replace(actor, state=state, effects=()))
     state = apply_event(actor.state, event)
     if isinstance(event, DeltaReceived):
-        return Actor(state, ask, actor.waiting, actor.watchers, actor.phase,
-                     (Deliver(ask, event.delta),))
+        return replace(actor, state=state, effects=(Deliver(ask, event.delta),))
     error = event.error if isinstance(event, TurnFailed) else None
-    return _start_next(Actor(state, None, actor.waiting, actor.watchers, actor.phase,
-                             (End(ask, error),)))
+    return _start_next(replace(actor, state=state, running=None, effects=(End(ask, error),)))
+
+
+def _run_tools(actor: Actor) -> Actor:
+    """Start waiting calls while there is room; once all have results, go on."""
+    state, ask, loop = actor.state, actor.running, actor.loop
+    assert ask is not None and loop is not None
+    effects: list[Effect] = []
+    for call in waiting_calls(state)[: max(0, loop.concurrency - len(state.running_tools))]:
+        state = apply_event(state, ToolStarted(state.turn, call))
+        effects.append(RunTool(ask, call, state.turn))
+    if state.running_tools or waiting_calls(state) or state.status != "tools":
+        return replace(actor, state=state, effects=tuple(effects))
+    state = apply_event(state, ToolsCommitted(state.turn))
+    if state.step <= loop.max_steps:
+        return replace(actor, state=state, effects=(Open(ask),))
+    state = apply_event(state, TurnFailed(state.turn, StepLimitError(loop.max_steps)))
+    return _start_next(replace(actor, state=state, running=None,
+                               effects=(End(ask, state.error),)))
 
 
 def _cancel(actor: Actor, command: Withdrawn | Cancel) -> Actor:
@@ -194,16 +245,24 @@ def _started(state: ChatState, ask: Ask) -> TurnStarted | None:
     """The `TurnStarted` of `ask` in `state`, or None when there is nothing to regenerate.
 
     A failed turn is asked again as it was asked (a failed regeneration regenerates
-    again), so no sequence of failures and regenerations commits a message twice.
+    again), so no sequence of failures and regenerations commits a message twice. A
+    tool loop that stopped (a failed step, the step limit, a cancel) continues from
+    its committed steps, and regenerating a turn that ran tools replaces only its
+    last reply: a completed tool call never runs again.
     """
     if ask.message is not None:
         return TurnStarted(ask.message)
-    if state.status == "error" and state.failed is not None:
+    if state.status == "error":
         return TurnStarted(state.failed, state.regenerating)
-    start = last_turn_start(state.messages)
-    if start == len(state.messages) or state.messages[start].role != "user":
+    messages = state.messages
+    if messages and messages[-1].role == "tool":
+        return TurnStarted(None)
+    if len(messages) > 1 and messages[-2].role == "tool" and messages[-1].role == "assistant":
+        return TurnStarted(None, True)
+    start = last_turn_start(messages)
+    if start == len(messages) or messages[start].role != "user":
         return None
-    return TurnStarted(state.messages[start], True)
+    return TurnStarted(messages[start], True)
 
 
 def _drop(actor: Actor, error: Exception) -> Actor:
@@ -213,6 +272,8 @@ def _drop(actor: Actor, error: Exception) -> Actor:
         effects += [Shut(actor.running), End(actor.running, error)]
     effects += [End(ask, error) for ask in actor.waiting]
     state = actor.state
+    if state.status == "tools":  # every committed call gets its result
+        state = apply_event(state, TurnCancelled(state.turn))
     if state.status == "streaming":
         state = ChatState(state.messages, turn=state.turn)
     return replace(actor, state=replace(state, queued=()), running=None, waiting=(),

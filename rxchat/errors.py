@@ -22,8 +22,11 @@ RxChatError
 │   └── StreamInterrupted       the body ended, or the connection broke, before
 │                               the reply was finished
 ├── SessionError                a ChatSession call that cannot be honoured now
-│   └── SessionFileError        a session file cannot be saved or loaded
-│                               (also a ConfigurationError)
+│   ├── SessionFileError        a session file cannot be saved or loaded
+│   │                           (also a ConfigurationError)
+│   └── StepLimitError          a turn's tool loop made max_steps requests
+├── ToolError                   a tool call failed: the tool raised, is unknown,
+│                               or its arguments do not fit its schema
 └── StoreError                  a conversation store cannot be opened, read or
     │                           written (locked, corrupt, newer schema, no server)
     └── ConversationNotFoundError   no conversation has the given id
@@ -53,8 +56,10 @@ __all__ = [
     "SessionError",
     "SessionFileError",
     "StoreError",
+    "StepLimitError",
     "StreamError",
     "StreamInterrupted",
+    "ToolError",
 ]
 
 
@@ -238,3 +243,49 @@ class ConversationNotFoundError(StoreError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ConversationNotFoundError, (self.conversation_id,))
+
+
+class StepLimitError(SessionError):
+    """A turn's tool loop reached ``max_steps`` requests without a final answer.
+
+    Every step made so far stays committed (each tool-call message with its tool
+    results); ``ChatSession.regenerate()`` continues from there.
+
+    Attributes:
+        max_steps: The limit that was reached.
+    """
+
+    def __init__(self, max_steps: int) -> None:
+        super().__init__(
+            f"The model was still calling tools after {max_steps} requests (max_steps), so "
+            "the turn stopped. Its steps are kept: call regenerate() to continue, or "
+            "raise ChatSession(max_steps=...)."
+        )
+        self.max_steps = max_steps
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (StepLimitError, (self.max_steps,))
+
+
+class ToolError(RxChatError):
+    """A tool call could not give a result; the model got this message as the result.
+
+    The tool raised (the exception is ``__cause__``), no tool has the called name, or
+    the arguments are not JSON that fits the tool's schema. Found in
+    ``ChatState.tool_errors``; the turn goes on, so the model can recover.
+
+    Attributes:
+        tool_call_id: The id of the call that failed.
+        tool_name: The name the model called.
+    """
+
+    def __init__(self, message: str, *, tool_call_id: str | None, tool_name: str | None) -> None:
+        super().__init__(message)
+        self.tool_call_id, self.tool_name = tool_call_id, tool_name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_tool_error, (str(self), self.tool_call_id, self.tool_name))
+
+
+def _rebuild_tool_error(message: str, call_id: str | None, name: str | None) -> ToolError:
+    return ToolError(message, tool_call_id=call_id, tool_name=name)

@@ -25,6 +25,7 @@ from reactivex import operators as ops
 from reactivex.scheduler import ImmediateScheduler
 
 from ._models import FunctionCall, Message, ToolCall
+from ._toolcalls import tool_calls
 from .errors import APITimeoutError
 
 _T = TypeVar("_T")
@@ -37,6 +38,7 @@ __all__ = [
     "merge_delta",
     "merge_deltas",
     "reasoning",
+    "tool_calls",
 ]
 
 

@@ -80,3 +80,14 @@ def test_private_modules_do_not_leak_requests() -> None:
 
 def test_api_md_imports_of_the_stores() -> None:
     from rxchat.stores import PostgresStore, SQLiteStore  # noqa: F401
+
+
+def test_api_md_imports_of_tools() -> None:
+    from rxchat import Tool, ToolCall, tool  # noqa: F401
+    from rxchat.errors import StepLimitError, ToolError
+    from rxchat.operators import tool_calls  # noqa: F401
+
+    assert {"Tool", "ToolCall", "tool"} <= set(rxchat.__all__)
+    assert issubclass(StepLimitError, errors.RxChatError)
+    assert issubclass(ToolError, errors.RxChatError)
+    assert "StepLimitError" in (errors.__doc__ or "") and "ToolError" in (errors.__doc__ or "")

@@ -332,3 +332,46 @@ def test_final_message_emits_one_message_per_choice_in_index_order() -> None:
         on_completed(250),
     ]
     assert subscriptions == [subscribe(200, 250)]
+
+
+# --- tool_calls ----------------------------------------------------------------------
+
+
+def test_tool_calls_emits_each_call_as_soon_as_the_next_begins() -> None:
+    messages, subscriptions = run(
+        rxops.tool_calls(),
+        on_next(210, Message(tool_calls=(call(0, "a", "f"),))),
+        on_next(220, Message(tool_calls=(call(0, args='{"x"'),))),
+        on_next(230, Message(tool_calls=(call(0, args=": 1}"),))),
+        on_next(240, Message(tool_calls=(call(1, "b", "g"),))),
+        on_next(250, Message(tool_calls=(call(1, args="{}"),))),
+        on_next(260, Message(finish_reason="tool_calls")),
+        on_completed(270),
+    )
+    assert messages == [
+        on_next(240, call(0, "a", "f", '{"x": 1}')),
+        on_next(260, call(1, "b", "g", "{}")),
+        on_completed(270),
+    ]
+    assert subscriptions == [subscribe(200, 270)]
+
+
+def test_tool_calls_emits_the_last_call_at_completion_without_a_finish_reason() -> None:
+    messages, _ = run(
+        rxops.tool_calls(),
+        on_next(210, Message(content="thinking")),
+        on_next(220, Message(tool_calls=(call(0, "a", "f", "{}"),))),
+        on_completed(230),
+    )
+    assert messages == [on_next(230, call(0, "a", "f", "{}")), on_completed(230)]
+
+
+def test_tool_calls_drops_an_unfinished_call_on_error_and_reads_choice_zero_only() -> None:
+    error = StreamInterrupted("cut")
+    messages, _ = run(
+        rxops.tool_calls(),
+        on_next(210, Message(tool_calls=(call(0, "other", "h", "{}"),), index=1)),
+        on_next(220, Message(tool_calls=(call(0, "a", "f", '{"x'),))),
+        on_error(230, error),
+    )
+    assert messages == [on_error(230, error)]

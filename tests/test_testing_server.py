@@ -142,3 +142,12 @@ def test_closed_port_refuses() -> None:
 def test_base_url_needs_a_running_server() -> None:
     with pytest.raises(RuntimeError, match="not running"):
         _ = FakeServer().base_url
+
+
+def test_tool_calls_reply_accepts_the_flat_and_the_nested_openai_shape() -> None:
+    flat = Reply.tool_calls([{"id": "c1", "name": "f", "arguments": '{"x": 1}'}])
+    nested = Reply.tool_calls([{"id": "c1", "type": "function",
+                                "function": {"name": "f", "arguments": {"x": 1}}}])
+    assert flat == nested
+    with pytest.raises(ValueError, match="call 0 has no name"):
+        Reply.tool_calls([{"id": "c1", "function": {"arguments": "{}"}}])

@@ -124,6 +124,17 @@ CLIENT_OPTIONS = ("base_url", "api_key", "model", "system", "temperature", "offl
 """The destinations of the model options, which ``serve`` and ``logs`` do not take."""
 
 
+def _add_tools(parser: argparse.ArgumentParser, *, nested: bool) -> None:
+    """The chat's tool options (also accepted before the command, as chat is the default)."""
+    group = parser.add_argument_group("tools (chat)")
+    group.add_argument("--tool", action="append", metavar="MODULE:FUNCTION",
+                       default=argparse.SUPPRESS if nested else [],
+                       help="let the model call this function (repeatable)")
+    group.add_argument("--yes", action="store_true",
+                       default=argparse.SUPPRESS if nested else False,
+                       help="run tool calls without asking first")
+
+
 def build_parser(out: TextIO, err: TextIO) -> argparse.ArgumentParser:
     """The ``rxchat`` parser, writing help to ``out`` and errors to ``err``."""
     parser = _Parser(
@@ -140,13 +151,10 @@ def build_parser(out: TextIO, err: TextIO) -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="interactive conversation (the default)",
                                out=out, err=err)
     _add_conversation(chat)
-    tools = chat.add_argument_group("tool options")
-    tools.add_argument("--tool", action="append", default=[], metavar="MODULE:FUNCTION",
-                       help="offer a Python function to the model (repeatable)")
-    tools.add_argument("--yes", action="store_true",
-                       help="run tool calls without asking first")
     _add_client(chat, nested=True)
     _add_output(chat, nested=True)
+    _add_tools(parser, nested=False)
+    _add_tools(chat, nested=True)
     ask = commands.add_parser("ask", help="one reply to PROMPT, streamed to stdout",
                               out=out, err=err)
     ask.add_argument("prompt", nargs="+", metavar="PROMPT",

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import queue
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from reactivex import Observable
 
@@ -37,7 +39,7 @@ from ._oneshot import extra_params
 from ._render import ReplyView, format_stats, is_terminal
 from ._reply import ReplyOutcome, sigint_sets, stream_reply
 from ._slash import run_command
-from ._tools import console_approval, load_tools, tool_session_options
+from ._tools import ToolDesk, load_tools
 
 __all__ = ["Chat", "run_chat"]
 
@@ -68,14 +70,16 @@ class Chat:
         self.backend = backend
         self.debug = bool(args.debug)
         self.palette = console.palette(console.stdout)
-        tools = tool_session_options(
-            load_tools(getattr(args, "tool", ())),
-            console_approval(console, yes=bool(getattr(args, "yes", False))),
-        )
+        tools = load_tools(getattr(args, "tool", None) or ())
+        yes = bool(getattr(args, "yes", False))
+        self.desk = ToolDesk(console, ask_first=not yes)
         self.session = session_holding(
             history, backend.client, model=args.model, params=extra_params(args),
-            **({} if history else {"system": args.system}), **tools,
+            **({} if history else {"system": args.system}),
+            tools=tools, approve=None if yes else self.desk.approve,
         )
+        if tools:
+            self.session.subscribe(self.desk.watch)
         if history and args.system:
             self.session.set_system(args.system)
         self.log = ConversationLog(store, self.error, enabled=not args.no_log)
@@ -147,16 +151,15 @@ class Chat:
         Returns:
             How the reply went, or None if the turn could not be asked.
         """
+        inbox: queue.Queue[Any] = queue.Queue()  # deltas, and the tools' prompts
+        self.desk.open(inbox)
         try:
-            deltas = ask()
-        except RxChatError as exc:
-            self.error(exc)
+            played = self._play(ask, inbox)
+        finally:
+            self.desk.open(None)
+        if played is None:
             return None
-        out = self.console.stdout
-        view = ReplyView(out, out, self.palette, self.palette, spinner=is_terminal(out))
-        with sigint_sets(threading.Event()) as interrupted:
-            outcome = stream_reply(deltas, view, cancel=self.session.cancel,
-                                   interrupted=interrupted)
+        outcome, view = played
         if outcome.cancelled:
             view.note("[cancelled: the partial reply is kept; /undo removes it]")
         elif outcome.error is not None:
@@ -168,6 +171,21 @@ class Chat:
         usage = outcome.message.usage
         view.note(f"[{format_stats(usage, outcome.first_token_s, outcome.stream_s)}]")
         return outcome
+
+    def _play(
+        self, ask: Callable[[], Observable[Message]], inbox: queue.Queue[Any]
+    ) -> tuple[ReplyOutcome, ReplyView] | None:
+        try:
+            deltas = ask()
+        except RxChatError as exc:
+            self.error(exc)
+            return None
+        out = self.console.stdout
+        view = ReplyView(out, out, self.palette, self.palette, spinner=is_terminal(out))
+        with sigint_sets(threading.Event()) as interrupted:
+            outcome = stream_reply(deltas, view, cancel=self.session.cancel,
+                                   interrupted=interrupted, inbox=inbox)
+        return outcome, view
 
     def error(self, error: BaseException, *, hint: str = "") -> None:
         """Print one line about ``error`` on stderr (and its traceback with --debug)."""

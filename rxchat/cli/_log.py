@@ -10,14 +10,12 @@ conversation is created at its first message, so an empty chat leaves nothing be
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .._client import ChatClient
 from .._models import Message
-from .._persist import SessionFile, write_session
 from .._session import ChatSession
 from ..errors import ConfigurationError, StoreError
 from ..stores import ConversationStore, SQLiteStore, StoreWriter, attach, load_history
@@ -75,17 +73,8 @@ def resumed(
 def session_holding(
     messages: tuple[Message, ...], client: ChatClient, **options: Any
 ) -> ChatSession:
-    """A ChatSession whose history is ``messages`` (a resumed conversation).
-
-    Until ``ChatSession(store=..., conversation_id=...)`` restores a history itself,
-    this goes through a session file, the public way to restore one.
-    """
-    if not messages:
-        return ChatSession(client, **options)
-    with tempfile.TemporaryDirectory(prefix="rxchat-resume-") as directory:
-        path = Path(directory) / "session.json"
-        write_session(path, SessionFile(messages, model=options.get("model")))
-        return ChatSession.load(path, client=client, **options)
+    """A ChatSession whose history is ``messages`` (a resumed conversation)."""
+    return ChatSession(client, history=messages, **options)
 
 
 class ConversationLog:

@@ -189,6 +189,12 @@ class ReplyView:
         self._end_line(self._side)
         self._end_line(self._answer)
 
+    def pause(self) -> None:
+        """Close the reply's open line so a line of something else can be written;
+        the reply goes on below it."""
+        self.finish()
+        self._mode = None
+
     def note(self, text: str) -> None:
         """A dimmed line on ``side`` (stats, "cancelled")."""
         self._side.write(self._side_style.dim(text) + "\n")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from reactivex import Observable
 
@@ -90,6 +91,7 @@ def stream_reply(
     cancel: Callable[[], object] | None,
     interrupted: threading.Event,
     clock: Callable[[], float] = time.monotonic,
+    inbox: queue.Queue[Any] | None = None,
 ) -> ReplyOutcome:
     """Subscribe to ``deltas`` and render them until the stream ends or is cancelled.
 
@@ -101,11 +103,13 @@ def stream_reply(
             (disposing the subscription aborts the request).
         interrupted: Set by Ctrl-C (see `sigint_sets`).
         clock: Monotonic seconds, for the timings.
+        inbox: The queue the deltas go through; other threads may put callables in
+            it too, run on this thread with the view (a tool's approval prompt).
 
     Returns:
         What arrived, how the stream ended and how long it took.
     """
-    loop = _ReplyLoop(view, cancel, interrupted, clock)
+    loop = _ReplyLoop(view, cancel, interrupted, clock, inbox or queue.Queue())
     subscription = deltas.subscribe(
         on_next=loop.inbox.put,
         on_error=lambda error: loop.inbox.put(_Ended(error)),
@@ -124,9 +128,9 @@ class _ReplyLoop:
 
     def __init__(
         self, view: ReplyView, cancel: Callable[[], object] | None,
-        interrupted: threading.Event, clock: Callable[[], float],
+        interrupted: threading.Event, clock: Callable[[], float], inbox: queue.Queue[Any],
     ) -> None:
-        self.inbox: queue.Queue[Message | _Ended] = queue.Queue()
+        self.inbox = inbox
         self._view = view
         self._cancel = cancel
         self._interrupted = interrupted
@@ -152,6 +156,10 @@ class _ReplyLoop:
             if isinstance(item, _Ended):
                 self._ended = item
                 return
+            if callable(item):  # work handed to the main thread (a tool's prompt)
+                if self._cancelled_at is None:  # none after Ctrl-C
+                    item(self._view)
+                continue
             if self._first is None and (item.content or item.reasoning_content):
                 self._first = self._clock()
             self._received.append(item)

@@ -1,111 +1,144 @@
-"""``--tool MODULE:FUNCTION``: Python functions offered to the model, asked before each call.
+"""``rxchat chat --tool module:function``: load tools, ask before each call, show each.
 
-Each ``--tool`` names a function importable from the current directory or the
-installed packages (``--tool mytools:weather``, ``--tool pkg.mod:Class.method``). It is
-loaded and checked before the chat starts, so a typo is one clear line, not a failure
-mid-conversation. Before every call the chat asks ``run weather({"city": "Oslo"})?
-[y/N]``; ``--yes`` runs them without asking.
-
-The session runs the calls (``ChatSession(tools=..., approve=...)``):
-``tool_session_options`` is the one place that hands them over.
+Tool calls run on the session's worker threads, but the terminal belongs to the main
+thread (it renders the reply). So approval is an Observable: ``approve(call)`` hands a
+question to the main thread through the reply's inbox and returns an ``AsyncSubject``
+that the main thread answers with the person's y/n; the worker is never blocked on the
+terminal. Each call is shown, dimmed, when its result is committed:
+``  ↳ add({"a": 1, "b": 2}) → 3``.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-import os
-import sys
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._models import ToolCall
-from .._session import ChatSession
+from reactivex import Observable
+from reactivex.subject import AsyncSubject
+
+from .._models import Message, ToolCall
+from .._state import ChatState
+from .._tools import Tool, tool_table
 from ..errors import ConfigurationError
 from ._console import Console
+from ._render import ReplyView
 
-__all__ = ["console_approval", "load_tools", "tool_session_options"]
+__all__ = ["MainThreadTask", "ToolDesk", "load_tools"]
+
+MainThreadTask = Callable[[ReplyView], None]
+"""Work the reply loop runs on the main thread, with the reply's view."""
+
+SHOWN_CHARS = 120
+"""Arguments and results longer than this are shown cut, with an ellipsis."""
 
 
-def load_tools(specs: Sequence[str]) -> list[Callable[..., Any]]:
-    """Import each ``MODULE:FUNCTION``.
-
-    Args:
-        specs: The ``--tool`` values.
-
-    Returns:
-        The functions, in order.
+def load_tools(specs: Sequence[str]) -> list[Tool]:
+    """The tools named `module:function` (a `Tool` or a plain function each).
 
     Raises:
         ConfigurationError: A spec is malformed, its module cannot be imported, or it
-            does not name a callable.
+            names nothing callable (the message says which).
     """
-    if specs and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` would: tools next to you
-    return [_load(spec) for spec in specs]
+    tools: list[Tool] = []
+    for spec in specs:
+        module_name, colon, attribute = spec.partition(":")
+        if not colon or not module_name or not attribute:
+            raise ConfigurationError(f"--tool {spec!r}: write it as module:function.")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise ConfigurationError(f"--tool {spec!r}: cannot import {module_name!r} "
+                                     f"({type(exc).__name__}: {exc}).") from exc
+        value: Any = module
+        for part in attribute.split("."):
+            value = getattr(value, part, None)
+        if not callable(value):
+            raise ConfigurationError(f"--tool {spec!r}: {module_name} has no function "
+                                     f"{attribute!r}.")
+        tools.append(value if isinstance(value, Tool) else Tool.from_function(value))
+    tool_table(tools)  # two tools of one name fail here, before the chat starts
+    return tools
 
 
-def _load(spec: str) -> Callable[..., Any]:
-    module_name, _, path = spec.partition(":")
-    if not module_name or not path:
-        raise ConfigurationError(
-            f"--tool {spec!r} is not MODULE:FUNCTION; e.g. --tool mytools:weather."
-        )
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"--tool {spec!r}: module {module_name!r} could not be imported ({exc}); it "
-            "must be importable from the current directory or the installed packages."
-        ) from None
-    for name in path.split("."):
-        if not hasattr(target, name):
-            raise ConfigurationError(f"--tool {spec!r}: {module_name} has no {path!r}.")
-        target = getattr(target, name)
-    if not callable(target):
-        raise ConfigurationError(f"--tool {spec!r}: {path!r} is not a function.")
-    return target  # type: ignore[no-any-return]
-
-
-def console_approval(console: Console, *, yes: bool) -> Callable[[ToolCall], bool]:
-    """The approval asked before each tool call.
+class ToolDesk:
+    """Between the session's tools and the terminal: approval prompts and call lines.
 
     Args:
-        console: Where to ask.
-        yes: Approve every call without asking (``--yes``).
-
-    Returns:
-        ``approve(call)``: True to run the call. Anything but ``y``/``yes``, Ctrl-C and
-        Ctrl-D refuse it.
+        console: The terminal.
+        ask_first: Whether to ask y/n before each call (no `--yes`).
     """
 
-    def approve(call: ToolCall) -> bool:
-        if yes:
-            return True
-        question = f"run {call.function.name}({call.function.arguments})? [y/N] "
-        try:
-            answer = console.read_line(console.palette(console.stdout).bold(question))
-        except (EOFError, KeyboardInterrupt):
-            console.out("")
+    def __init__(self, console: Console, *, ask_first: bool) -> None:
+        self._console, self._ask_first = console, ask_first
+        self._lock = threading.Lock()
+        self._inbox: queue.Queue[Any] | None = None
+        self._seen = 0
+
+    def open(self, inbox: queue.Queue[Any] | None) -> None:
+        """Route questions and call lines to a reply's inbox (None between replies)."""
+        with self._lock:
+            self._inbox = inbox
+
+    def approve(self, call: ToolCall) -> Observable[bool]:
+        """Ask the person (on the main thread) whether `call` may run.
+
+        Returns:
+            Their answer, once given; False when no reply is being shown.
+        """
+        answer: AsyncSubject[bool] = AsyncSubject()
+
+        def ask(view: ReplyView) -> None:
+            text = f"run {_signature(call)}? [y/N] "
+            view.pause()
+            try:
+                line = self._console.read_line(self._console.palette(
+                    self._console.stdout).dim(text))
+            except (EOFError, KeyboardInterrupt):
+                line = ""
+            answer.on_next(line.strip().lower() in ("y", "yes"))
+            answer.on_completed()
+
+        if not self._post(ask):
+            answer.on_next(False)
+            answer.on_completed()
+        return answer
+
+    def watch(self, state: ChatState) -> None:
+        """A session subscriber: show each tool result once it is committed."""
+        messages = state.messages
+        with self._lock:
+            if len(messages) < self._seen:  # undo / reset: start over
+                self._seen = 0
+            new, self._seen = messages[self._seen:], len(messages)
+        calls = {c.id: c for m in messages if m.tool_calls for c in m.tool_calls}
+        for message in new:
+            if message.role == "tool" and message.tool_call_id in calls:
+                self._post(_shower(calls[message.tool_call_id], message))
+
+    def _post(self, task: MainThreadTask) -> bool:
+        with self._lock:
+            inbox = self._inbox
+        if inbox is None:
             return False
-        return answer.strip().lower() in ("y", "yes")
+        inbox.put(task)
+        return True
 
-    return approve
+
+def _shower(call: ToolCall, result: Message) -> MainThreadTask:
+    def show(view: ReplyView) -> None:
+        view.pause()
+        view.note(f"  ↳ {_signature(call)} → {_cut(result.content or '')}")
+
+    return show
 
 
-def tool_session_options(
-    tools: Sequence[Callable[..., Any]], approve: Callable[[ToolCall], bool]
-) -> dict[str, Any]:
-    """The ``ChatSession`` arguments that offer ``tools`` (none if there are none).
+def _signature(call: ToolCall) -> str:
+    return f"{call.function.name}({_cut(call.function.arguments)})"
 
-    Raises:
-        ConfigurationError: Tools were given but this ChatSession cannot call them.
-    """
-    if not tools:
-        return {}
-    if "tools" not in inspect.signature(ChatSession).parameters:
-        raise ConfigurationError(
-            "--tool needs tool calling in ChatSession, which this version of rxchat does "
-            "not have yet; run without --tool."
-        )
-    return {"tools": list(tools), "approve": approve}
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .._offline import offline_answer, offline_reply
+from .._offline import offline_answer, offline_reply, offline_tool_call
 from ._marbles import ScriptedCompletion, marble_deltas
 from ._replies import RESET, STALL, Reply, chunk, sse_event
 from ._server import FakeServer, RecordedRequest, closed_port
@@ -26,5 +26,6 @@ __all__ = [
     "marble_deltas",
     "offline_answer",
     "offline_reply",
+    "offline_tool_call",
     "sse_event",
 ]

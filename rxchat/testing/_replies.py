@@ -156,14 +156,26 @@ class Reply:
         return cls.events(chunks, delay=delay, framing=framing)
 
     @classmethod
-    def tool_calls(cls, calls: Sequence[Mapping[str, Any]], *, fragment: int = 8) -> Reply:
-        """Tool calls (``{"id", "name", "arguments"}``) with arguments in fragments."""
-        chunks = [chunk(role="assistant")]
+    def tool_calls(
+        cls, calls: Sequence[Mapping[str, Any]], *, fragment: int = 8, content: str = "",
+    ) -> Reply:
+        """Tool calls streamed as OpenAI does: each call's head, then its arguments in
+        ``fragment``-character pieces, then ``finish_reason="tool_calls"``.
+
+        Each call is ``{"id", "name", "arguments"}`` or OpenAI's nested shape
+        ``{"id", "type": "function", "function": {"name", "arguments"}}``;
+        ``arguments`` may be a string or a dict (sent as JSON). ``content`` is text
+        streamed before the calls.
+
+        Raises:
+            ValueError: A call has no name (says which).
+        """
+        chunks = [chunk(role="assistant", content=content or None)]
         for index, call in enumerate(calls):
-            head = {"index": index, "id": call["id"], "type": "function",
-                    "function": {"name": call["name"], "arguments": ""}}
+            name, args = _call_parts(call, index)
+            head = {"index": index, "id": call.get("id") or f"call_{index}", "type": "function",
+                    "function": {"name": name, "arguments": ""}}
             chunks.append(chunk(tool_calls=[head]))
-            args = str(call.get("arguments", ""))
             for start in range(0, len(args), fragment):
                 piece = {"index": index, "function": {"arguments": args[start:start + fragment]}}
                 chunks.append(chunk(tool_calls=[piece]))
@@ -238,6 +250,20 @@ class Reply:
     def after(self, delay: float | _Stall) -> Reply:
         """The same reply, its headers sent after ``delay`` seconds (or never: STALL)."""
         return replace(self, delay_headers=delay)
+
+
+def _call_parts(call: Mapping[str, Any], index: int) -> tuple[str, str]:
+    """The name and argument text of a scripted call, flat or in OpenAI's nested shape."""
+    function = call.get("function")
+    source = function if isinstance(function, Mapping) else call
+    name = source.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"Reply.tool_calls: call {index} has no name; give {{'id', 'name', 'arguments'}} "
+            "or {'id', 'function': {'name', 'arguments'}}."
+        )
+    args = source.get("arguments", "")
+    return name, args if isinstance(args, str) else json.dumps(args)
 
 
 def split_text(text: str, pieces: int | None = None) -> list[str]:
