@@ -50,6 +50,8 @@ from ._toolrun import Approve, ToolRunner
 from ._tools import Tool, ToolFunction, tool_table
 from ._turns import Actor, ToolLoop
 from .errors import ConfigurationError, SessionError
+from .stores._attach import attach, load_history, resumed
+from .stores._protocol import ConversationStore
 
 __all__ = ["AskValue", "ChatSession", "Completion"]
 
@@ -81,6 +83,12 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
             saying the user declined.
         max_tool_concurrency: Tool calls of one reply running at once.
         history: The conversation so far (after the system prompt), to continue it.
+        store: Where every commit is written as it commits (a `ConversationStore`,
+            such as `rxchat.stores.SQLiteStore()`); a process killed mid-turn loses
+            nothing committed.
+        conversation_id: With `store`, the stored conversation to resume (its history
+            replaces `history`; `system`, if given, replaces its system prompt);
+            None starts a new one at the first commit (see `conversation_id`).
         context_window: Token budget of a request; the oldest turns are left out of
             requests that would exceed it. None sends the whole history.
         count_tokens: Counts one wire message; default `estimate_tokens`
@@ -112,6 +120,8 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         approve: Approve | None = None,
         max_tool_concurrency: int = 4,
         history: Sequence[AskValue] = (),
+        store: ConversationStore | None = None,
+        conversation_id: str | None = None,
         context_window: int | None = None,
         count_tokens: TokenCounter | None = None,
         scheduler: abc.SchedulerBase | None = None,
@@ -135,12 +145,18 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         runner = ToolRunner(self.tools, approve, self._stream_scheduler)
         loop = ToolLoop(max(1, max_steps), max(1, max_tool_concurrency)) if tools else None
         head = (Message(role="system", content=system),) if system else ()
-        seed = Actor(ChatState(messages=(*head, *map(as_message, history))), loop=loop)
+        messages = (*head, *map(as_message, history))
+        if store is not None and conversation_id is not None:
+            messages = resumed(load_history(store, conversation_id), system)
+        seed = Actor(ChatState(messages=messages), loop=loop)
         self._actor = SessionActor(
             seed, scheduler, self._open_stream, self._stream_scheduler,
             lambda run, done: runner.start(run.call, run.turn, done),
         )
         self._stopped = False
+        self._writer = None if store is None else attach(
+            self.history, store, conversation_id, model=self._model_name
+        )
 
     # -- the Observable side -------------------------------------------------------
 
@@ -154,6 +170,12 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
     def state(self) -> ChatState:
         """The latest state (as the last subscriber call saw it)."""
         return self._actor.value.state
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The stored conversation this session writes to (None without a `store`, or
+        before its first committed message)."""
+        return None if self._writer is None else self._writer.conversation_id
 
     @property
     def messages(self) -> tuple[Message, ...]:
@@ -333,6 +355,9 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         return cls(client, history=saved.messages, **options)
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _model_name(self) -> str | None:
+        return self.model or (self.client.model if self.client is not None else None)
 
     def _open_stream(self, state: ChatState) -> Observable[Message]:
         """The stream of the turn that just started in `state`."""

@@ -101,14 +101,13 @@ def test_a_store_failure_without_a_handler_is_logged(
 KILLED = textwrap.dedent("""
     import sys
     from rxchat import ChatClient, ChatSession
-    from rxchat.stores import SQLiteStore, attach
+    from rxchat.stores import SQLiteStore
 
     store = SQLiteStore(sys.argv[1])
-    session = ChatSession(ChatClient(sys.argv[2], "sk-test", max_retries=0))
-    writer = attach(session.history, store)
+    session = ChatSession(ChatClient(sys.argv[2], "sk-test", max_retries=0), store=store)
     for turn in range(3):
         session.send(f"question {turn}").run()
-        print("committed", writer.conversation_id, flush=True)
+        print("committed", session.conversation_id, flush=True)
     session.send("the last question").subscribe(
         on_next=lambda m: print("streaming", flush=True))
     import time
@@ -154,3 +153,26 @@ def test_the_export_of_a_session_has_no_key_or_authorization(
     for wal in tmp_path.glob("s.db-*"):
         raw += wal.read_bytes()
     assert b"sk-test-key" not in raw and b"Bearer" not in raw
+
+
+def test_a_session_with_a_store_writes_each_commit_and_resumes_by_id(
+    client: ChatClient, server: FakeServer, tmp_path: Path
+) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    session = ChatSession(client, system="Be brief.", store=store)
+    assert session.conversation_id is None  # nothing committed yet
+    server.enqueue(Reply.text("Hi Ada."), Reply.text("Owls."), Reply.text("Yes."))
+    ask(session, "I am Ada")
+    cid = session.conversation_id
+    assert cid is not None and load_history(store, cid) == session.messages
+    ask(session, "I like owls")
+    assert load_history(store, cid) == session.messages
+
+    again = ChatSession(client, store=store, conversation_id=cid)
+    assert again.messages == session.messages and again.conversation_id == cid
+    ask(again, "Do you remember?")
+    assert server.requests[-1].messages[:5] == [m.to_request_dict() for m in session.messages]
+    assert [m.content for m in load_history(store, cid)][-2:] == ["Do you remember?", "Yes."]
+
+    renamed = ChatSession(client, system="Be kind.", store=store, conversation_id=cid)
+    assert [m.content for m in renamed.messages[:2]] == ["Be kind.", "I am Ada"]
