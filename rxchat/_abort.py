@@ -3,10 +3,16 @@
 Disposing a subscription must close the socket even while the reader thread is
 blocked, including before the server has sent the response headers, when ``requests``
 has not yet handed back a response to close. So the urllib3 connections used by
-the transport register themselves, as the request is written, with the
-:class:`AbortHandle` of the calling thread (set with :func:`tracking`); aborting
-shuts the socket down, which wakes the blocked read. After the headers the handle
-holds the urllib3 response instead.
+the transport register themselves, as they connect (TCP, then the proxy tunnel and
+the TLS handshake: a stalled handshake is aborted too) or as the request is written
+on a kept-alive one, with the :class:`AbortHandle` of the calling thread (set with
+:func:`tracking`); aborting shuts the socket down, which wakes the blocked read. After
+the headers the handle also knows the urllib3 response, and through it the connection
+of a session rxchat did not build.
+
+The socket shut down is always the innermost TCP socket: through an HTTPS proxy the
+connection's socket is urllib3's ``SSLTransport`` (TLS inside TLS), which has no
+``shutdown`` of its own.
 
 Only urllib3 is used here; ``requests`` is imported by ``_transport`` alone, which
 mounts :class:`TrackedHTTPPool` and :class:`TrackedHTTPSPool` in its sessions.
@@ -49,6 +55,8 @@ class AbortHandle:
                 self._conn = conn
             if response is not None:
                 self._response = response
+                if self._conn is None:
+                    self._conn = getattr(response, "connection", None)
             if self.aborted:
                 self._shutdown()
 
@@ -69,9 +77,9 @@ class AbortHandle:
     def _shutdown(self) -> None:
         # Called with the lock held, so release() cannot hand the connection back to
         # the pool in between; shutdown() does not block.
-        sock = getattr(self._conn, "sock", None)
+        sock = _innermost(getattr(self._conn, "sock", None))
         if sock is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, AttributeError):
                 sock.shutdown(socket.SHUT_RDWR)
             return
         shutdown = getattr(self._response, "shutdown", None)
@@ -80,6 +88,16 @@ class AbortHandle:
             # released; an abort after the end is a no-op, never an error.
             with contextlib.suppress(OSError, ValueError, RuntimeError):
                 shutdown()
+
+
+def _innermost(sock: Any) -> Any:
+    """The TCP socket under ``sock``: urllib3's ``SSLTransport`` keeps it in ``socket``."""
+    for _ in range(4):  # TLS in TLS is two levels; never loop on a strange object
+        inner = getattr(sock, "socket", None)
+        if not isinstance(inner, socket.socket):
+            break
+        sock = inner
+    return sock
 
 
 class _TrackingMixin:
@@ -92,8 +110,12 @@ class _TrackingMixin:
         super().request(*args, **kwargs)  # type: ignore[misc]
 
     def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
+        # Registered before connecting: urllib3 sets ``self.sock`` to the TCP socket
+        # before the proxy tunnel and the TLS handshake, so an abort wakes those too.
         handle: AbortHandle | None = getattr(_current, "handle", None)
+        if handle is not None:
+            handle.attach(conn=self)  # type: ignore[arg-type]
+        super().connect()  # type: ignore[misc]
         if handle is not None and handle.aborted:
             self.close()  # type: ignore[attr-defined]
             raise _AbortedError("aborted")

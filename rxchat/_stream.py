@@ -41,7 +41,7 @@ from ._models import ChatCompletionParams, Message
 from ._retry import retry_delay
 from ._sse import ServerSentEvent, SSEDecoder
 from ._status import status_error
-from ._transport import StreamResponse, post_stream
+from ._transport import DRAIN_TIMEOUT, StreamResponse, post_stream
 from .errors import APITimeoutError, RxChatError, StreamError
 
 __all__ = ["create_stream_completion", "default_client"]
@@ -208,6 +208,7 @@ class _Reader:
             client.timeout,
             handle,
         )
+        done = False
         try:
             if self._stopped:
                 return
@@ -219,16 +220,41 @@ class _Reader:
             if response.content_type != "text/event-stream":
                 self._read_whole_body(response)
             else:
-                self._read_events(response, client.max_event_bytes)
+                done = self._read_events(response, client.max_event_bytes)
         except RxChatError as exc:
             self._log_end(response, type(exc).__name__)
             if self._stopped:
                 return
             raise
         finally:
-            response.close()
+            keep = done and not self._stopped  # decided once: dispose may come now
+            if not keep:
+                response.close()
+        if keep:
+            self._finish(response)
+            return
         self._log_end(response, "disposed" if self._stopped else "completed")
         self._complete()
+
+    def _finish(self, response: StreamResponse) -> None:
+        """Complete a stream that ended with ``[DONE]``, keeping its connection.
+
+        The rest of the body (the chunked terminator) is read so that the connection
+        goes back to the pool: what has already arrived before ``on_completed``
+        (without waiting, so completion is not delayed, and the next request finds
+        the connection free), the remainder after it, for at most
+        ``DRAIN_TIMEOUT`` seconds; past that the connection is closed instead.
+        A dispose from now on no longer touches the socket.
+        """
+        response.release_abort()
+        try:
+            response.finish(0)
+            self._log_end(response, "completed")
+            self._complete()
+        finally:
+            if not response.finish(DRAIN_TIMEOUT):
+                log.debug("closing the connection to %s: its body did not end", response.url)
+            response.close()
 
     def _check_first_delta(self) -> None:
         """Raise the first-delta timeout if it ran out (called per chunk received).
@@ -255,23 +281,27 @@ class _Reader:
                 f"at {first - self._started:.3f} s" if first is not None else "none",
             )
 
-    def _read_events(self, response: StreamResponse, max_event_bytes: int) -> None:
+    def _read_events(self, response: StreamResponse, max_event_bytes: int) -> bool:
+        """Emit the stream's deltas; return whether it ended with ``[DONE]``."""
         sse = SSEDecoder(max_event_bytes)
         deltas = DeltaDecoder()
         for chunk in response.iter_bytes():
             if self._stopped:
-                return
+                return False
             for event in sse.feed(chunk):
                 self._emit_event(deltas, event)
                 if deltas.done or self._stopped:
-                    return
+                    return deltas.done
             sse.check()  # bad bytes after this chunk's good events: now, not later
             self._check_first_delta()
         for event in sse.end():
             self._emit_event(deltas, event)
         deltas.check_end()
+        return False
 
     def _emit_event(self, deltas: DeltaDecoder, event: ServerSentEvent) -> None:
+        if not event.data.strip():
+            return  # a bare ``data`` line dispatches an empty event: nothing to decode
         messages, error = deltas.decode(event)
         for message in messages:
             self._next(message)

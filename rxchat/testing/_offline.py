@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._replies import Reply
-from ._server import RecordedRequest
+from ._replies import RecordedRequest, Reply
 
 __all__ = ["offline_answer", "offline_reply"]
 

@@ -1,0 +1,63 @@
+"""The ``requests.Session`` a client owns: pools whose connections can be aborted.
+
+:func:`new_session` mounts an adapter whose urllib3 pools, direct and through an
+http(s) proxy alike, use the tracked connections of ``_abort``; :func:`close_session`
+closes every idle pooled socket at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import requests
+import requests.adapters
+import urllib3
+
+from ._abort import TrackedHTTPPool, TrackedHTTPSPool
+
+__all__ = ["close_session", "new_session"]
+
+_TRACKED_POOLS = {"http": TrackedHTTPPool, "https": TrackedHTTPSPool}
+
+
+class _TrackingAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_TRACKED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        # requests builds one ProxyManager per proxy, with urllib3's default pools.
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if isinstance(manager, urllib3.ProxyManager):  # not SOCKS: its own pools
+            manager.pool_classes_by_scheme = dict(_TRACKED_POOLS)
+        return manager
+
+
+def new_session() -> requests.Session:
+    """A ``requests.Session`` whose connections can be aborted before headers arrive."""
+    session = requests.Session()
+    adapter = _TrackingAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def close_session(session: requests.Session) -> None:
+    """Close a session and every idle connection in its pools, now.
+
+    ``Session.close()`` alone only forgets the pools with urllib3 2.x (its pool
+    container has no dispose function), so kept-alive sockets stayed open until
+    garbage collection; each is closed here, proxy pools included.
+    """
+    for adapter in {id(a): a for a in session.adapters.values()}.values():
+        managers = [getattr(adapter, "poolmanager", None)]
+        managers += list(getattr(adapter, "proxy_manager", {}).values())
+        for manager in managers:
+            pools: Any = getattr(manager, "pools", None)
+            for key in list(pools.keys()) if pools is not None else ():
+                pool = pools.get(key)
+                if pool is not None:
+                    with contextlib.suppress(Exception):  # closing must never fail
+                        pool.close()
+    session.close()
