@@ -231,12 +231,12 @@ class _Reader:
             if not keep:
                 response.close()
         if keep:
-            self._finish(response)
+            self._finish(response, client)
             return
         self._log_end(response, "disposed" if self._stopped else "completed")
         self._complete()
 
-    def _finish(self, response: StreamResponse) -> None:
+    def _finish(self, response: StreamResponse, client: ChatClient) -> None:
         """Complete a stream that ended with ``[DONE]``, keeping its connection.
 
         The rest of the body (the chunked terminator) is read so that the connection
@@ -244,9 +244,10 @@ class _Reader:
         (without waiting, so completion is not delayed, and the next request finds
         the connection free), the remainder after it, for at most
         ``DRAIN_TIMEOUT`` seconds; past that the connection is closed instead.
-        A dispose from now on no longer touches the socket.
+        A dispose from now on no longer touches the socket, and the client's next
+        request waits (briefly) for this connection instead of opening another.
         """
-        response.release_abort()
+        response.begin_finish(client.session)
         try:
             response.finish(0)
             self._log_end(response, "completed")

@@ -29,7 +29,9 @@ from __future__ import annotations
 import codecs
 import contextlib
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from email.message import Message as _HeaderValue
 from typing import Any
@@ -62,6 +64,9 @@ DRAIN_TIMEOUT = 1.0
 """Seconds a finished stream waits for the rest of its body before closing instead."""
 DRAIN_LIMIT = 65536
 """Bytes after ``[DONE]`` read (and dropped) at most to keep a connection for reuse."""
+REUSE_WAIT = 0.25
+"""Seconds a new request waits, at most, for a finished stream of the same session to
+hand its connection back, rather than opening another (a TCP and TLS handshake)."""
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -84,6 +89,7 @@ class StreamResponse:
         self._reader: SocketFileReader | None = None
         self._sock: Any = getattr(getattr(response.raw, "connection", None), "sock", None)
         self._ended = False
+        self._draining: _Draining | None = None
 
     @property
     def content_type(self) -> str:
@@ -207,11 +213,18 @@ class StreamResponse:
         with contextlib.suppress(Exception):  # closing must never fail the stream
             self._response.raw.close()
         self._response.close()
+        if self._draining is not None:
+            self._draining.leave()
+            self._draining = None
 
-    def release_abort(self) -> None:
-        """Stop aborts from touching the connection: the stream is over and the
-        connection is about to go back to the pool."""
+    def begin_finish(self, session: requests.Session) -> None:
+        """Mark the stream over: aborts no longer touch the connection (it is about to
+        go back to the pool), and requests of ``session`` wait briefly for it, until
+        :meth:`close`."""
         self._handle.release()
+        if self._draining is None:
+            self._draining = _draining(session)
+            self._draining.enter()
 
 
 def post_stream(
@@ -237,6 +250,7 @@ def post_stream(
             "POST %s (%d bytes) headers=%s timeout=%s",
             url, len(body), redact_headers(headers), timeout,
         )
+    _draining(session).wait(REUSE_WAIT)
     target = url
     for _hop in range(MAX_REDIRECTS + 1):
         response = _post(session, target, body, headers, timeout, handle, started)
@@ -257,6 +271,40 @@ def post_stream(
         response.headers.get("content-type", "-"), time.monotonic() - started,
     )
     return StreamResponse(response, handle, timeout)
+
+
+class _Draining:
+    """How many streams of one session are reading their last bytes."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+
+    def enter(self) -> None:
+        with self._changed:
+            self._count += 1
+
+    def leave(self) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        """Wait until none is, for at most ``timeout`` seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._count == 0, timeout)
+
+
+_drains: weakref.WeakKeyDictionary[requests.Session, _Draining] = weakref.WeakKeyDictionary()
+_drains_lock = threading.Lock()
+
+
+def _draining(session: requests.Session) -> _Draining:
+    with _drains_lock:
+        draining = _drains.get(session)
+        if draining is None:
+            draining = _drains[session] = _Draining()
+        return draining
 
 
 def _post(
