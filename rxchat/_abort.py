@@ -47,6 +47,7 @@ class AbortHandle:
         self.aborted = False
         self._conn: HTTPConnection | None = None
         self._response: Any = None
+        self._connecting: socket.socket | None = None
 
     def attach(self, conn: HTTPConnection | None = None, response: Any = None) -> None:
         """Record the connection (or response) now carrying the request."""
@@ -59,6 +60,25 @@ class AbortHandle:
                     self._conn = getattr(response, "connection", None)
             if self.aborted:
                 self._shutdown()
+
+    def connecting(self, sock: socket.socket) -> None:
+        """Keep a duplicate of a socket whose TLS handshake is about to start.
+
+        ``ssl`` moves the socket's descriptor into a new ``SSLSocket`` object during
+        the handshake, so the connection's own ``sock`` cannot reach it until the
+        handshake is over; shutting the duplicate down wakes the handshake.
+        """
+        with self._lock:
+            self._connecting = sock.dup()
+            if self.aborted:
+                self._shutdown()
+
+    def connected(self) -> None:
+        """The handshake is over (or failed): drop the duplicate."""
+        with self._lock:
+            if self._connecting is not None:
+                self._connecting.close()
+                self._connecting = None
 
     def release(self) -> None:
         """Forget the connection: the request is over, later aborts do nothing."""
@@ -77,6 +97,9 @@ class AbortHandle:
     def _shutdown(self) -> None:
         # Called with the lock held, so release() cannot hand the connection back to
         # the pool in between; shutdown() does not block.
+        if self._connecting is not None:
+            with contextlib.suppress(OSError):
+                self._connecting.shutdown(socket.SHUT_RDWR)
         sock = _innermost(getattr(self._conn, "sock", None))
         if sock is not None:
             with contextlib.suppress(OSError, AttributeError):
@@ -115,7 +138,11 @@ class _TrackingMixin:
         handle: AbortHandle | None = getattr(_current, "handle", None)
         if handle is not None:
             handle.attach(conn=self)  # type: ignore[arg-type]
-        super().connect()  # type: ignore[misc]
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            if handle is not None:
+                handle.connected()
         if handle is not None and handle.aborted:
             self.close()  # type: ignore[attr-defined]
             raise _AbortedError("aborted")
@@ -126,7 +153,14 @@ class _TrackedHTTPConnection(_TrackingMixin, HTTPConnection):
 
 
 class _TrackedHTTPSConnection(_TrackingMixin, HTTPSConnection):
-    pass
+    def _new_conn(self) -> socket.socket:
+        # urllib3's step that opens the TCP socket (private; urllib3 is pinned below
+        # 3 and tests/test_transport_tls.py fails if this stops being called).
+        sock: socket.socket = super()._new_conn()
+        handle: AbortHandle | None = getattr(_current, "handle", None)
+        if handle is not None:
+            handle.connecting(sock)
+        return sock
 
 
 class TrackedHTTPPool(HTTPConnectionPool):
