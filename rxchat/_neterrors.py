@@ -1,4 +1,5 @@
-"""Exceptions from requests, urllib3, ssl and the socket, translated into rxchat errors.
+"""Exceptions from requests, urllib3, ssl and the socket, translated into rxchat errors;
+and the two refusals the transport decides itself (a redirect to another origin).
 
 The transport calls :func:`translate` once per failure, at its boundary, including
 while the body is read. The message names what failed in the user's terms (the host
@@ -9,19 +10,21 @@ class names or pool internals.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import socket
 import ssl
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.utils
 import urllib3
 
-from .errors import APIConnectionError, APITimeoutError, StreamInterrupted
+from .errors import APIConnectionError, APIStatusError, APITimeoutError, StreamInterrupted
 
-__all__ = ["translate"]
+__all__ = ["proxy_for", "redirect_target", "translate"]
 
 Timeout = float | tuple[float, float] | None
 
@@ -183,3 +186,39 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         if nested is None and isinstance(reason, BaseException):
             nested = reason
         current = nested or current.__cause__ or current.__context__
+
+
+def redirect_target(status: int, url: str, location: str) -> str:
+    """Where a redirect leads, if it stays in the same origin.
+
+    Raises:
+        APIStatusError: It leads to another scheme, host or port.
+    """
+    target = urljoin(url, location)
+    if _origin(target) != _origin(url):
+        raise APIStatusError(
+            status, "",
+            f"The server at {url} redirected the request (HTTP {status}) to another "
+            f"origin, {_origin(target)}. rxchat does not send the API key or the "
+            "conversation to another host; if you trust it, set base_url to "
+            f"{target.rsplit('/chat/completions', 1)[0]}.",
+        )
+    return target
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or default}"
+
+
+def proxy_for(session: requests.Session, url: str) -> str | None:
+    """The proxy requests chose for ``url`` (session setting, else environment)."""
+    with contextlib.suppress(Exception):  # only used to word an error message
+        proxies = dict(session.proxies)
+        if session.trust_env:
+            no_proxy = proxies.get("no_proxy")
+            for scheme, proxy in requests.utils.get_environ_proxies(url, no_proxy).items():
+                proxies.setdefault(scheme, proxy)
+        return requests.utils.select_proxy(url, proxies)
+    return None

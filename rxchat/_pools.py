@@ -2,12 +2,16 @@
 
 :func:`new_session` mounts an adapter whose urllib3 pools, direct and through an
 http(s) proxy alike, use the tracked connections of ``_abort``; :func:`close_session`
-closes every idle pooled socket at once.
+closes every idle pooled socket at once; :func:`draining` counts the streams of a
+session that are reading their last bytes before their connection goes back to the
+pool.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from typing import Any
 
 import requests
@@ -16,7 +20,7 @@ import urllib3
 
 from ._abort import TrackedHTTPPool, TrackedHTTPSPool
 
-__all__ = ["close_session", "new_session"]
+__all__ = ["Draining", "close_session", "draining", "new_session"]
 
 _TRACKED_POOLS = {"http": TrackedHTTPPool, "https": TrackedHTTPSPool}
 
@@ -61,3 +65,41 @@ def close_session(session: requests.Session) -> None:
                     with contextlib.suppress(Exception):  # closing must never fail
                         pool.close()
     session.close()
+
+
+class Draining:
+    """How many streams of one session are reading their last bytes, so that a new
+    request can wait for a connection about to come back instead of opening one."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+
+    def enter(self) -> None:
+        """One more stream is finishing."""
+        with self._changed:
+            self._count += 1
+
+    def leave(self) -> None:
+        """A stream finished (its connection is back in the pool, or closed)."""
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        """Wait until none is, for at most ``timeout`` seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._count == 0, timeout)
+
+
+_drains: weakref.WeakKeyDictionary[requests.Session, Draining] = weakref.WeakKeyDictionary()
+_drains_lock = threading.Lock()
+
+
+def draining(session: requests.Session) -> Draining:
+    """The :class:`Draining` count of ``session`` (made on first use)."""
+    with _drains_lock:
+        draining = _drains.get(session)
+        if draining is None:
+            draining = _drains[session] = Draining()
+        return draining

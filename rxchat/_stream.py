@@ -41,7 +41,7 @@ from ._models import ChatCompletionParams, Message
 from ._retry import retry_delay
 from ._sse import ServerSentEvent, SSEDecoder
 from ._status import status_error
-from ._transport import DRAIN_TIMEOUT, StreamResponse, post_stream
+from ._transport import StreamResponse, post_stream
 from .errors import APITimeoutError, RxChatError, StreamError
 
 __all__ = ["create_stream_completion", "default_client"]
@@ -230,32 +230,14 @@ class _Reader:
             keep = done and not self._stopped  # decided once: dispose may come now
             if not keep:
                 response.close()
-        if keep:
-            self._finish(response, client)
-            return
+        if keep:  # [DONE]: complete now, then read the rest to keep the connection
+            response.finish_after(lambda: self._end(response), client.session)
+        else:
+            self._end(response)
+
+    def _end(self, response: StreamResponse) -> None:
         self._log_end(response, "disposed" if self._stopped else "completed")
         self._complete()
-
-    def _finish(self, response: StreamResponse, client: ChatClient) -> None:
-        """Complete a stream that ended with ``[DONE]``, keeping its connection.
-
-        The rest of the body (the chunked terminator) is read so that the connection
-        goes back to the pool: what has already arrived before ``on_completed``
-        (without waiting, so completion is not delayed, and the next request finds
-        the connection free), the remainder after it, for at most
-        ``DRAIN_TIMEOUT`` seconds; past that the connection is closed instead.
-        A dispose from now on no longer touches the socket, and the client's next
-        request waits (briefly) for this connection instead of opening another.
-        """
-        response.begin_finish(client.session)
-        try:
-            response.finish(0)
-            self._log_end(response, "completed")
-            self._complete()
-        finally:
-            if not response.finish(DRAIN_TIMEOUT):
-                log.debug("closing the connection to %s: its body did not end", response.url)
-            response.close()
 
     def _check_first_delta(self) -> None:
         """Raise the first-delta timeout if it ran out (called per chunk received).

@@ -29,21 +29,17 @@ from __future__ import annotations
 import codecs
 import contextlib
 import logging
-import threading
 import time
-import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from email.message import Message as _HeaderValue
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import requests
-import requests.utils
 
 from ._abort import AbortHandle, tracking
 from ._bulkread import SocketFileReader, iter_bulk
-from ._neterrors import translate
-from ._pools import close_session, new_session
+from ._neterrors import proxy_for, redirect_target, translate
+from ._pools import Draining, close_session, draining, new_session
 from ._redact import redact_headers
 from .errors import APIConnectionError, APIStatusError, StreamInterrupted
 
@@ -89,7 +85,7 @@ class StreamResponse:
         self._reader: SocketFileReader | None = None
         self._sock: Any = getattr(getattr(response.raw, "connection", None), "sock", None)
         self._ended = False
-        self._draining: _Draining | None = None
+        self._draining: Draining | None = None
 
     @property
     def content_type(self) -> str:
@@ -217,14 +213,32 @@ class StreamResponse:
             self._draining.leave()
             self._draining = None
 
-    def begin_finish(self, session: requests.Session) -> None:
-        """Mark the stream over: aborts no longer touch the connection (it is about to
-        go back to the pool), and requests of ``session`` wait briefly for it, until
-        :meth:`close`."""
+    def finish_after(self, complete: Callable[[], None], session: requests.Session) -> None:
+        """Run ``complete`` (the stream ended), then read the rest of the body so the
+        connection goes back to the pool, and close.
+
+        What has already arrived is read before ``complete`` (without waiting, so
+        completion is not delayed, and the next request finds the connection free);
+        the remainder after it, for at most :data:`DRAIN_TIMEOUT` seconds, past which
+        the connection is closed instead. From now on aborts no longer touch the
+        connection, and meanwhile the next request of ``session`` waits for it
+        (:data:`REUSE_WAIT` at most) instead of opening another.
+
+        Args:
+            complete: Called once, on this thread; what it raises is raised after
+                the connection was dealt with.
+            session: The session whose pool the connection returns to.
+        """
         self._handle.release()
-        if self._draining is None:
-            self._draining = _draining(session)
-            self._draining.enter()
+        self._draining = draining(session)
+        self._draining.enter()
+        try:
+            self.finish(0)
+            complete()
+        finally:
+            if not self.finish(DRAIN_TIMEOUT):
+                log.debug("closing the connection to %s: its body did not end", self.url)
+            self.close()
 
 
 def post_stream(
@@ -250,7 +264,7 @@ def post_stream(
             "POST %s (%d bytes) headers=%s timeout=%s",
             url, len(body), redact_headers(headers), timeout,
         )
-    _draining(session).wait(REUSE_WAIT)
+    draining(session).wait(REUSE_WAIT)
     target = url
     for _hop in range(MAX_REDIRECTS + 1):
         response = _post(session, target, body, headers, timeout, handle, started)
@@ -259,7 +273,7 @@ def post_stream(
             break
         response.close()
         handle.release()
-        target = _redirect_target(response.status_code, target, location)
+        target = redirect_target(response.status_code, target, location)
     else:
         raise APIStatusError(
             response.status_code, "", f"{url} redirected more than {MAX_REDIRECTS} times; "
@@ -271,40 +285,6 @@ def post_stream(
         response.headers.get("content-type", "-"), time.monotonic() - started,
     )
     return StreamResponse(response, handle, timeout)
-
-
-class _Draining:
-    """How many streams of one session are reading their last bytes."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._count = 0
-
-    def enter(self) -> None:
-        with self._changed:
-            self._count += 1
-
-    def leave(self) -> None:
-        with self._changed:
-            self._count -= 1
-            self._changed.notify_all()
-
-    def wait(self, timeout: float) -> None:
-        """Wait until none is, for at most ``timeout`` seconds."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._count == 0, timeout)
-
-
-_drains: weakref.WeakKeyDictionary[requests.Session, _Draining] = weakref.WeakKeyDictionary()
-_drains_lock = threading.Lock()
-
-
-def _draining(session: requests.Session) -> _Draining:
-    with _drains_lock:
-        draining = _drains.get(session)
-        if draining is None:
-            draining = _drains[session] = _Draining()
-        return draining
 
 
 def _post(
@@ -323,43 +303,7 @@ def _post(
     except Exception as exc:
         handle.release()
         error = translate(
-            exc, url, reading=False, timeout=timeout, proxy=_proxy_for(session, url)
+            exc, url, reading=False, timeout=timeout, proxy=proxy_for(session, url)
         )
         log.debug("POST %s failed after %.3f s: %s", url, time.monotonic() - started, error)
         raise error from None
-
-
-def _redirect_target(status: int, url: str, location: str) -> str:
-    """Where a redirect leads, if it stays in the same origin.
-
-    Raises:
-        APIStatusError: It leads to another scheme, host or port.
-    """
-    target = urljoin(url, location)
-    if _origin(target) != _origin(url):
-        raise APIStatusError(
-            status, "",
-            f"The server at {url} redirected the request (HTTP {status}) to another "
-            f"origin, {_origin(target)}. rxchat does not send the API key or the "
-            "conversation to another host; if you trust it, set base_url to "
-            f"{target.rsplit('/chat/completions', 1)[0]}.",
-        )
-    return target
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or default}"
-
-
-def _proxy_for(session: requests.Session, url: str) -> str | None:
-    """The proxy requests chose for ``url`` (session setting, else environment)."""
-    with contextlib.suppress(Exception):  # only used to word an error message
-        proxies = dict(session.proxies)
-        if session.trust_env:
-            no_proxy = proxies.get("no_proxy")
-            for scheme, proxy in requests.utils.get_environ_proxies(url, no_proxy).items():
-                proxies.setdefault(scheme, proxy)
-        return requests.utils.select_proxy(url, proxies)
-    return None
