@@ -68,28 +68,32 @@ def close_session(session: requests.Session) -> None:
 
 
 class Draining:
-    """How many streams of one session are reading their last bytes, so that a new
-    request can wait for a connection about to come back instead of opening one."""
+    """The streams of one session reading their last bytes, so that a new request
+    can wait for a connection about to come back instead of opening one."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._count = 0
+        self._threads: list[int] = []  # one entry per finishing stream
 
     def enter(self) -> None:
-        """One more stream is finishing."""
+        """A stream starts finishing on this thread."""
         with self._changed:
-            self._count += 1
+            self._threads.append(threading.get_ident())
 
     def leave(self) -> None:
-        """A stream finished (its connection is back in the pool, or closed)."""
+        """The stream finishing on this thread is done (its connection is back in
+        the pool, or closed)."""
         with self._changed:
-            self._count -= 1
+            self._threads.remove(threading.get_ident())
             self._changed.notify_all()
 
     def wait(self, timeout: float) -> None:
-        """Wait until none is, for at most ``timeout`` seconds."""
+        """Wait until no stream is finishing, for at most ``timeout`` seconds; at once
+        if this thread is finishing one (a request sent from ``on_completed`` on a
+        synchronous scheduler would otherwise wait for itself)."""
+        me = threading.get_ident()
         with self._changed:
-            self._changed.wait_for(lambda: self._count == 0, timeout)
+            self._changed.wait_for(lambda: not self._threads or me in self._threads, timeout)
 
 
 _drains: weakref.WeakKeyDictionary[requests.Session, Draining] = weakref.WeakKeyDictionary()

@@ -15,6 +15,9 @@ disposing thread (``subscribe_on`` could not do this: its dispose is queued behi
 blocked read), so the blocked read wakes at once, the loop ends, and nothing more is
 emitted.
 
+A stream that ends with ``data: [DONE]`` completes at once; the transport then reads
+the rest of its body on this thread (briefly) so the connection can be reused.
+
 Timeouts: connect and idle (silence between bytes) are the socket timeouts of the
 request; the first-delta timeout is checked in the read loop on every chunk that
 arrives, so keep-alive comments cannot extend it, and total silence is left to the

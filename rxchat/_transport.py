@@ -230,10 +230,10 @@ class StreamResponse:
             session: The session whose pool the connection returns to.
         """
         self._handle.release()
-        self._draining = draining(session)
-        self._draining.enter()
+        if not self.finish(0):  # the rest has not all arrived: make the next request wait
+            self._draining = draining(session)
+            self._draining.enter()
         try:
-            self.finish(0)
             complete()
         finally:
             if not self.finish(DRAIN_TIMEOUT):

@@ -14,7 +14,7 @@ never contains the API key::
     │   │   ├── RateLimitError      429 (``retry_after`` in seconds, if sent)
     │   │   └── ServerError         5xx
     │   ├── APIConnectionError      could not connect (DNS, refused, proxy, TLS
-    │   │                           certificate), or broke before the headers
+    │   │   │                       certificate), or broke before the headers
     │   │   └── APITimeoutError     connect, idle or first-delta timeout
     │   ├── StreamError             malformed event, error object in the stream,
     │   │                           event over the size limit, invalid UTF-8,

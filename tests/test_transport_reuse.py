@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from reactivex.scheduler import ImmediateScheduler
 
 from rxchat import ChatClient, ChatSession, _transport, create_stream_completion
 from rxchat import operators as rxops
@@ -98,3 +99,27 @@ def test_dispose_after_completion_leaves_the_pooled_connection_alone(
             disposable.dispose()  # what operators do after on_completed
     assert tls_server.connections == 1
     assert tls_server.disconnects == 0
+
+
+def test_a_request_sent_from_on_completed_does_not_wait_for_its_own_drain(
+    server: FakeServer, client: ChatClient
+) -> None:
+    # On a synchronous scheduler the second request runs inside the first's
+    # on_completed, on the thread that still waits for the first body's terminator.
+    late = Reply((b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n', DONE, 0.5))
+    server.enqueue(late, Reply.text("b"))
+    scheduler = ImmediateScheduler()
+    second_at: list[float] = []
+    done = threading.Event()
+
+    def send_the_second() -> None:
+        create_stream_completion(PARAMS, client=client, scheduler=scheduler).subscribe(
+            lambda _m: second_at.append(time.monotonic()), lambda _e: done.set(), done.set
+        )
+
+    started = time.monotonic()
+    create_stream_completion(PARAMS, client=client, scheduler=scheduler).subscribe(
+        on_completed=send_the_second
+    )
+    assert done.wait(5) and second_at
+    assert second_at[0] - started < _transport.REUSE_WAIT * 0.8

@@ -4,6 +4,7 @@ and a caller's session settings winning over ``REQUESTS_CA_BUNDLE``."""
 
 from __future__ import annotations
 
+import pickle
 import socket
 import ssl
 import threading
@@ -98,6 +99,7 @@ def test_an_untrusted_certificate_is_not_retried_and_says_what_to_do(
         result = collect(create_stream_completion(PARAMS, client=client))
     assert isinstance(result.error, APIConnectionError)
     assert not result.error.retryable
+    assert not pickle.loads(pickle.dumps(result.error)).retryable
     message = str(result.error)
     assert "certificate of 127.0.0.1 is not trusted" in message
     assert "REQUESTS_CA_BUNDLE" in message and "verify" in message
