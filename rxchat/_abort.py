@@ -14,8 +14,9 @@ The socket shut down is always the innermost TCP socket: through an HTTPS proxy 
 connection's socket is urllib3's ``SSLTransport`` (TLS inside TLS), which has no
 ``shutdown`` of its own.
 
-Only urllib3 is used here; ``requests`` is imported by ``_transport`` alone, which
-mounts :class:`TrackedHTTPPool` and :class:`TrackedHTTPSPool` in its sessions.
+Only urllib3 is used here; ``_pools`` mounts :class:`TrackedHTTPPool` and
+:class:`TrackedHTTPSPool` in the sessions rxchat builds, for direct and proxied
+requests alike.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from ._models import ChatCompletionParams, message_to_wire
 from ._sse import DEFAULT_MAX_EVENT_BYTES
 from .errors import AuthenticationError, ConfigurationError
 
-if TYPE_CHECKING:  # only _transport imports requests at run time
+if TYPE_CHECKING:  # only the transport layer imports requests at run time
     import requests
 
 __all__ = [

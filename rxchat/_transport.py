@@ -186,8 +186,11 @@ class StreamResponse:
                 left = deadline - time.monotonic()
                 if wait > 0 and left <= 0:
                     return False
-                # Never the idle timeout here: a torn TLS record must not hold us.
-                sock.settimeout(max(left, 0.001) if wait > 0 else DRAIN_TIMEOUT)
+                # Never the idle timeout here: a torn TLS record must not hold us. Once
+                # urllib3 let go of the connection (a length-framed body read to its
+                # end) it may serve another request: no more reads touch it then.
+                if getattr(self._response.raw, "connection", None) is not None:
+                    sock.settimeout(max(left, 0.001) if wait > 0 else DRAIN_TIMEOUT)
                 piece = next(body, None)
                 if piece is None:
                     return self._ended
