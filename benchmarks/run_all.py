@@ -2,7 +2,8 @@
 
 1. Throughput (both framings) and 2. latency p50/p99: ``stream_throughput.py``.
 3. Cancellation on a silent server, 4. concurrency (500 streams) and 6. memory (a 1 MB
-   reply): ``scenarios.py``. 5. Session cost: ``session_overhead.py``.
+   reply): ``scenarios.py``. 5. Session cost: ``session_overhead.py``. 7. First delta
+   of turn 2 on a session over TLS, reused vs new connection: ``tls_reuse.py``.
 
 Run ``python benchmarks/run_all.py`` (about 5 minutes on 2 cores; ``--quick`` for a
 smoke run). Results go to ``--json`` (default ``benchmarks/results.json``) and the plot
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scenarios
 import session_overhead
 import stream_throughput as st
+import tls_reuse
 
 import rxchat
 
@@ -37,11 +39,11 @@ def _sizes(quick: bool) -> dict[str, Any]:
     if quick:
         return {"chunks": 40, "rounds": 1, "latency": 5, "cancel": 1, "streams": 5,
                 "stream_events": 3, "gap": 0.005, "reply": 10_000, "session": (100, 1_000),
-                "history": (10, 100), "turns": 3, "repeat": 1}
+                "history": (10, 100), "turns": 3, "repeat": 1, "tls_rounds": 2}
     return {"chunks": 20_000, "rounds": 5, "latency": 200, "cancel": 10, "streams": 500,
             "stream_events": 100, "gap": 0.04, "reply": 1_000_000,
             "session": (1_000, 10_000, 100_000), "history": (10, 1_000), "turns": 30,
-            "repeat": 3}
+            "repeat": 3, "tls_rounds": 30}
 
 
 def run_streams(size: dict[str, Any], names: list[str], log: TextIO) -> dict[str, Any]:
@@ -116,6 +118,7 @@ def print_table(results: dict[str, Any], out: TextIO) -> None:
           + f" (max/min {s['flatness']:.2f}x); "
           + ", ".join(f"{k} turns of history {v:.2f} ms/turn"
                       for k, v in s["ms_per_turn"].items()), file=out)
+    print("\n" + tls_reuse.describe(results["tls_reuse"]), file=out)
     for how, m in results["memory"].items():
         print(f"\nMemory: a {m['reply_bytes']:,}-byte reply kept via {how}(): peak RSS "
               f"{m['peak_rss_mb']:.0f} MB (before the stream {m['rss_before_mb']:.0f} MB)",
@@ -189,6 +192,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout) -> int:
     results = run_streams(size, names, io.StringIO() if args.quick else out)
     results.update(run_children(size))
     results["session"] = run_session(size)
+    results["tls_reuse"] = tls_reuse.run(size["tls_rounds"])
     results["config"] = {"chunks": size["chunks"], "rounds": size["rounds"],
                          "python": platform.python_version(), "consumers": names,
                          "fast_json": _fast_json()}

@@ -3,13 +3,20 @@
 Disposing a subscription must close the socket even while the reader thread is
 blocked, including before the server has sent the response headers, when ``requests``
 has not yet handed back a response to close. So the urllib3 connections used by
-the transport register themselves, as the request is written, with the
-`AbortHandle` of the calling thread (set with `tracking`); aborting
-shuts the socket down, which wakes the blocked read. After the headers the handle
-holds the urllib3 response instead.
+the transport register themselves, as they connect (TCP, then the proxy tunnel and
+the TLS handshake: a stalled handshake is aborted too) or as the request is written
+on a kept-alive one, with the `AbortHandle` of the calling thread (set with
+`tracking`); aborting shuts the socket down, which wakes the blocked read. After
+the headers the handle also knows the urllib3 response, and through it the connection
+of a session rxchat did not build.
 
-Only urllib3 is used here; ``requests`` is imported by ``_transport`` alone, which
-mounts `TrackedHTTPPool` and `TrackedHTTPSPool` in its sessions.
+The socket shut down is always the innermost TCP socket: through an HTTPS proxy the
+connection's socket is urllib3's ``SSLTransport`` (TLS inside TLS), which has no
+``shutdown`` of its own.
+
+Only urllib3 is used here; ``_pools`` mounts `TrackedHTTPPool` and
+`TrackedHTTPSPool` in the sessions rxchat builds, for direct and proxied
+requests alike.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class AbortHandle:
         self.aborted = False
         self._conn: HTTPConnection | None = None
         self._response: Any = None
+        self._connecting: socket.socket | None = None
 
     def attach(self, conn: HTTPConnection | None = None, response: Any = None) -> None:
         """Record the connection (or response) now carrying the request."""
@@ -49,8 +57,29 @@ class AbortHandle:
                 self._conn = conn
             if response is not None:
                 self._response = response
+                if self._conn is None:
+                    self._conn = getattr(response, "connection", None)
             if self.aborted:
                 self._shutdown()
+
+    def connecting(self, sock: socket.socket) -> None:
+        """Keep a duplicate of a socket whose TLS handshake is about to start.
+
+        ``ssl`` moves the socket's descriptor into a new ``SSLSocket`` object during
+        the handshake, so the connection's own ``sock`` cannot reach it until the
+        handshake is over; shutting the duplicate down wakes the handshake.
+        """
+        with self._lock:
+            self._connecting = sock.dup()
+            if self.aborted:
+                self._shutdown()
+
+    def connected(self) -> None:
+        """The handshake is over (or failed): drop the duplicate."""
+        with self._lock:
+            if self._connecting is not None:
+                self._connecting.close()
+                self._connecting = None
 
     def release(self) -> None:
         """Forget the connection: the request is over, later aborts do nothing."""
@@ -69,9 +98,12 @@ class AbortHandle:
     def _shutdown(self) -> None:
         # Called with the lock held, so release() cannot hand the connection back to
         # the pool in between; shutdown() does not block.
-        sock = getattr(self._conn, "sock", None)
-        if sock is not None:
+        if self._connecting is not None:
             with contextlib.suppress(OSError):
+                self._connecting.shutdown(socket.SHUT_RDWR)
+        sock = _innermost(getattr(self._conn, "sock", None))
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
                 sock.shutdown(socket.SHUT_RDWR)
             return
         shutdown = getattr(self._response, "shutdown", None)
@@ -80,6 +112,16 @@ class AbortHandle:
             # released; an abort after the end is a no-op, never an error.
             with contextlib.suppress(OSError, ValueError, RuntimeError):
                 shutdown()
+
+
+def _innermost(sock: Any) -> Any:
+    """The TCP socket under ``sock``: urllib3's ``SSLTransport`` keeps it in ``socket``."""
+    for _ in range(4):  # TLS in TLS is two levels; never loop on a strange object
+        inner = getattr(sock, "socket", None)
+        if not isinstance(inner, socket.socket):
+            break
+        sock = inner
+    return sock
 
 
 class _TrackingMixin:
@@ -92,8 +134,16 @@ class _TrackingMixin:
         super().request(*args, **kwargs)  # type: ignore[misc]
 
     def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
+        # Registered before connecting: urllib3 sets ``self.sock`` to the TCP socket
+        # before the proxy tunnel and the TLS handshake, so an abort wakes those too.
         handle: AbortHandle | None = getattr(_current, "handle", None)
+        if handle is not None:
+            handle.attach(conn=self)  # type: ignore[arg-type]
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            if handle is not None:
+                handle.connected()
         if handle is not None and handle.aborted:
             self.close()  # type: ignore[attr-defined]
             raise _AbortedError("aborted")
@@ -104,7 +154,14 @@ class _TrackedHTTPConnection(_TrackingMixin, HTTPConnection):
 
 
 class _TrackedHTTPSConnection(_TrackingMixin, HTTPSConnection):
-    pass
+    def _new_conn(self) -> socket.socket:
+        # urllib3's step that opens the TCP socket (private; urllib3 is pinned below
+        # 3 and tests/test_transport_tls.py fails if this stops being called).
+        sock: socket.socket = super()._new_conn()
+        handle: AbortHandle | None = getattr(_current, "handle", None)
+        if handle is not None:
+            handle.connecting(sock)
+        return sock
 
 
 class TrackedHTTPPool(HTTPConnectionPool):

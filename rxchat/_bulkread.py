@@ -25,15 +25,22 @@ body the connection is handed back to the pool exactly as urllib3 does it.
 from __future__ import annotations
 
 import http.client
+import select
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._chunked import ChunkedDecodeError, ChunkedDecoder
 
-__all__ = ["bulk_reader", "iter_bulk", "iter_dechunked", "iter_until_closed"]
+__all__ = [
+    "SocketFileReader",
+    "bulk_reader",
+    "iter_bulk",
+    "iter_dechunked",
+    "iter_until_closed",
+]
 
 
-def iter_bulk(raw: Any, size: int) -> Iterator[bytes] | None:
+def iter_bulk(raw: Any, size: int) -> tuple[Iterator[bytes], SocketFileReader] | None:
     """The body of a fresh urllib3 response, read in bulk as it arrives, else None.
 
     Args:
@@ -42,22 +49,20 @@ def iter_bulk(raw: Any, size: int) -> Iterator[bytes] | None:
 
     Returns:
         `iter_dechunked` for a chunked body, `iter_until_closed` for a
-        close-delimited one, or None when the normal path must read it.
+        close-delimited one, with the reader they use (to stop it waiting); or None
+        when the normal path must read it.
     """
     read = bulk_reader(raw)
     if read is None:
         return None
     if raw._fp.chunked:
-        return iter_dechunked(raw, read, size)
-    return iter_until_closed(raw, read, size)
+        return iter_dechunked(raw, read, size), read
+    return iter_until_closed(raw, read, size), read
 
 
-def bulk_reader(raw: Any) -> Callable[[int], bytes] | None:
-    """A ``read(size)`` of the socket file of a fresh chunked or close-delimited
-    urllib3 response, else None.
-
-    It returns what has arrived (at least one byte, waiting if need be), or ``b""``
-    at end of file.
+def bulk_reader(raw: Any) -> SocketFileReader | None:
+    """A reader of the socket file of a fresh chunked or close-delimited urllib3
+    response, else None.
 
     Args:
         raw: A ``urllib3.HTTPResponse`` (``requests.Response.raw``) not read yet.
@@ -79,22 +84,60 @@ def bulk_reader(raw: Any) -> Callable[[int], bytes] | None:
     peek, read1 = getattr(sockfile, "peek", None), getattr(sockfile, "read1", None)
     if buffered is None or len(buffered) or not callable(peek) or not callable(read1):
         return None
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    return SocketFileReader(peek, read1, sock)
 
-    def read(size: int) -> bytes:
+
+class SocketFileReader:
+    """``read(size)``: what has arrived on a socket file (at least one byte, waiting if
+    need be), or ``b""`` at end of file.
+
+    With `wait` false it returns None instead of waiting when nothing has
+    arrived: the transport reads the end of a finished stream that way, taking only
+    what is already there.
+    """
+
+    def __init__(
+        self, peek: Callable[[int], bytes], read1: Callable[[int], bytes], sock: Any
+    ) -> None:
+        self._peek, self._read1, self._sock = peek, read1, sock
+        self._left = 0  # bytes still in the socket file's buffer after the last read
+        self.wait = True
+
+    def __call__(self, size: int) -> bytes | None:
+        if not self.wait and not self._left and not _readable(self._sock):
+            return None
         # Wait in the socket file's own buffer: read1(size) on an empty buffer would
         # allocate ``size`` bytes before blocking.
-        available = len(peek(1))
-        return read1(min(available, size)) if available else b""
+        available = len(self._peek(1))
+        if not available:
+            return b""
+        data = self._read1(min(available, size))
+        self._left = available - len(data)
+        return data
 
-    return read
+
+def _readable(sock: Any) -> bool:
+    """Whether a read of ``sock`` would return at once (False when unsure)."""
+    pending = getattr(sock, "pending", None)
+    try:
+        if callable(pending) and pending() > 0:
+            return True  # TLS bytes decrypted and not read yet
+        return sock is not None and bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError, TypeError):
+        return False
 
 
-def iter_dechunked(raw: Any, read1: Callable[[int], bytes], size: int) -> Iterator[bytes]:
+Read = Callable[[int], "bytes | None"]
+
+
+def iter_dechunked(raw: Any, read1: Read, size: int) -> Iterator[bytes]:
     """Yield the body of ``raw`` as it arrives, de-chunked, each read in one piece.
 
     Args:
         raw: The chunked urllib3 response `bulk_reader` accepted.
-        read1: What it returned.
+        read1: What it returned; a None from it (nothing arrived, and it was told
+            not to wait) is passed on as an empty piece.
         size: The most bytes to ask for per read.
 
     Raises:
@@ -106,6 +149,9 @@ def iter_dechunked(raw: Any, read1: Callable[[int], bytes], size: int) -> Iterat
     try:
         while not decoder.finished:
             data = read1(size)
+            if data is None:
+                yield b""
+                continue
             if not data:
                 decoder.end()
                 break
@@ -118,18 +164,19 @@ def iter_dechunked(raw: Any, read1: Callable[[int], bytes], size: int) -> Iterat
         _release(raw)
 
 
-def iter_until_closed(raw: Any, read1: Callable[[int], bytes], size: int) -> Iterator[bytes]:
+def iter_until_closed(raw: Any, read1: Read, size: int) -> Iterator[bytes]:
     """Yield the close-delimited body of ``raw`` as it arrives, until end of file.
 
     Args:
         raw: The close-delimited urllib3 response `bulk_reader` accepted.
-        read1: What it returned.
+        read1: What it returned (a None is passed on as an empty piece).
         size: The most bytes to ask for per read.
 
     Raises:
         OSError: From the socket, including timeouts.
     """
-    yield from iter(lambda: read1(size), b"")
+    while (data := read1(size)) != b"":
+        yield data or b""
     _release(raw)
 
 

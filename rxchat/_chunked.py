@@ -29,7 +29,7 @@ __all__ = ["ChunkedDecodeError", "ChunkedDecoder"]
 MAX_LINE = 65536
 """Longest size or trailer line accepted (``http.client`` uses the same limit)."""
 
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 
 
@@ -133,6 +133,8 @@ class ChunkedDecoder:
 def _chunk_size(line: bytes) -> int:
     """Parse ``chunk-size [ chunk-ext ] [CR]``; extensions are ignored (7.1.1)."""
     digits = line.split(b";", 1)[0].strip(b" \t\r")
-    if not _HEX.fullmatch(digits):
+    # Any number of leading zeros is legal (``chunk-size = 1*HEXDIG``); more than 16
+    # significant digits would be a size beyond 2**64 bytes.
+    if not _HEX.fullmatch(digits) or len(digits.lstrip(b"0")) > 16:
         raise ChunkedDecodeError(f"malformed chunk size line: {line[:80]!r}")
     return int(digits, 16)

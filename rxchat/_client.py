@@ -18,7 +18,7 @@ from ._models import ChatCompletionParams, message_to_wire
 from ._sse import DEFAULT_MAX_EVENT_BYTES
 from .errors import AuthenticationError, ConfigurationError
 
-if TYPE_CHECKING:  # only _transport imports requests at run time
+if TYPE_CHECKING:  # only the transport layer imports requests at run time
     import requests
 
 __all__ = [
@@ -86,10 +86,15 @@ class ChatClient:
         first_delta_timeout: Seconds from sending the request to the first delta,
             which keep-alive comments do not reset; default
             `DEFAULT_FIRST_DELTA_TIMEOUT`; None for no limit.
-        session: A ``requests.Session`` to use; by default the client owns one. With
-            your own session, disposing closes the socket at once only after the
-            response headers have arrived; the client's own session can also abort a
-            request whose headers have not come yet.
+        session: A ``requests.Session`` to use; by default the client owns one. Its
+            ``verify``, ``cert``, ``proxies``, ``params`` and ``headers`` apply, and
+            ``verify``/``cert``/``proxies`` win over ``REQUESTS_CA_BUNDLE`` and the
+            proxy variables. With your own session, disposing closes the socket at
+            once only after the response headers have arrived; the client's own
+            session can also abort a request whose headers have not come yet
+            (while connecting, during the TLS handshake, through a proxy).
+            Connections are reused: a stream that ended with ``[DONE]`` hands its
+            connection back to the pool.
         headers: Extra headers sent with every request.
         allow_insecure_http: Send the key over plain http to a non-loopback host.
         max_event_bytes: Largest single stream event accepted (default 1 MiB).

@@ -4,7 +4,8 @@ Pure functions, no I/O and no clock, so the reader in ``_stream.py`` only asks "
 and after how many seconds?" and schedules the next attempt on its scheduler.
 
 * Retried: HTTP 408, 409, 429 and 5xx, connection failures and timeouts
-  (`APIConnectionError`), and a body that ended before its first
+  (`APIConnectionError`, unless it says it cannot succeed, as an
+  untrusted TLS certificate cannot), and a body that ended before its first
   delta (`StreamInterrupted`) — but only while nothing has been
   emitted, so output is never duplicated. Malformed streams and error objects inside a
   200 stream (`StreamError`) are not retried: the same request
@@ -50,7 +51,9 @@ def is_retryable(error: RxChatError) -> bool:
     """Whether ``error``, raised before any delta was emitted, is worth another try."""
     if isinstance(error, APIStatusError):
         return error.status_code in RETRY_STATUSES or error.status_code >= 500
-    return isinstance(error, (APIConnectionError, StreamInterrupted))
+    if isinstance(error, APIConnectionError):
+        return error.retryable
+    return isinstance(error, StreamInterrupted)
 
 
 def backoff_seconds(retry: int, jitter: Callable[[], float] = random.random) -> float:

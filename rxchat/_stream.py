@@ -15,6 +15,9 @@ disposing thread (``subscribe_on`` could not do this: its dispose is queued behi
 blocked read), so the blocked read wakes at once, the loop ends, and nothing more is
 emitted.
 
+A stream that ends with ``data: [DONE]`` completes at once; the transport then reads
+the rest of its body on this thread (briefly) so the connection can be reused.
+
 Timeouts: connect and idle (silence between bytes) are the socket timeouts of the
 request; the first-delta timeout is checked in the read loop on every chunk that
 arrives, so keep-alive comments cannot extend it, and total silence is left to the
@@ -211,6 +214,7 @@ class _Reader:
             client.timeout,
             handle,
         )
+        done = False
         try:
             if self._stopped:
                 return
@@ -222,14 +226,22 @@ class _Reader:
             if response.content_type != "text/event-stream":
                 self._read_whole_body(response)
             else:
-                self._read_events(response, client.max_event_bytes)
+                done = self._read_events(response, client.max_event_bytes)
         except RxChatError as exc:
             self._log_end(response, type(exc).__name__)
             if self._stopped:
                 return
             raise
         finally:
-            response.close()
+            keep = done and not self._stopped  # decided once: dispose may come now
+            if not keep:
+                response.close()
+        if keep:  # [DONE]: complete now, then read the rest to keep the connection
+            response.finish_after(lambda: self._end(response), client.session)
+        else:
+            self._end(response)
+
+    def _end(self, response: StreamResponse) -> None:
         self._log_end(response, "disposed" if self._stopped else "completed")
         self._complete()
 
@@ -258,23 +270,27 @@ class _Reader:
                 f"at {first - self._started:.3f} s" if first is not None else "none",
             )
 
-    def _read_events(self, response: StreamResponse, max_event_bytes: int) -> None:
+    def _read_events(self, response: StreamResponse, max_event_bytes: int) -> bool:
+        """Emit the stream's deltas; return whether it ended with ``[DONE]``."""
         sse = SSEDecoder(max_event_bytes)
         deltas = DeltaDecoder()
         for chunk in response.iter_bytes():
             if self._stopped:
-                return
+                return False
             for event in sse.feed(chunk):
                 self._emit_event(deltas, event)
                 if deltas.done or self._stopped:
-                    return
+                    return deltas.done
             sse.check()  # bad bytes after this chunk's good events: now, not later
             self._check_first_delta()
         for event in sse.end():
             self._emit_event(deltas, event)
         deltas.check_end()
+        return False
 
     def _emit_event(self, deltas: DeltaDecoder, event: ServerSentEvent) -> None:
+        if not event.data.strip():
+            return  # a bare ``data`` line dispatches an empty event: nothing to decode
         messages, error = deltas.decode(event)
         for message in messages:
             self._next(message)

@@ -1,4 +1,5 @@
-"""HTTP transport: the only module that imports ``requests``.
+"""HTTP transport: with ``_pools`` and ``_neterrors``, the only modules that import
+``requests``.
 
 It opens one streamed POST and hands back a `StreamResponse` whose
 `iter_bytes` yields the body as it arrives, and an
@@ -9,34 +10,42 @@ It opens one streamed POST and hands back a `StreamResponse` whose
   close-delimited body until the connection ends): both are read from the socket file
   in bulk (``_bulkread``; a chunked body is de-chunked by rxchat, since ``http.client``
   would return one HTTP chunk, one event, per read), anything else with urllib3's
-  ``read1``;
-* the connection is tracked from the moment the request is written, so aborting also
-  works while the server has not yet sent headers (``_abort``: the socket is shut down,
-  which wakes the blocked read in the reader thread);
-* every ``requests``/``urllib3``/socket exception is translated here, once, including
-  those raised while the body is read.
+  ``read1``, which decodes a ``Content-Encoding`` (gzip, deflate);
+* the connection is tracked from the moment it connects, also through a proxy, so
+  aborting works during the TLS handshake and while the server has not yet sent
+  headers (``_abort``: the socket is shut down, which wakes the blocked read);
+* a stream that ended with ``[DONE]`` reads the rest of its body (`finish`), so
+  the connection goes back to the pool and the next request reuses it;
+* the session's ``verify``, ``cert`` and ``proxies`` are passed with every request, so
+  they win over ``REQUESTS_CA_BUNDLE`` and the proxy variables, as a caller expects;
+* redirects are followed only within the same origin: the API key and the
+  conversation are never sent to another host;
+* every ``requests``/``urllib3``/socket exception is translated (``_neterrors``),
+  once, including those raised while the body is read.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
-import http.client
 import logging
-import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from email.message import Message as _HeaderValue
 from typing import Any
 
 import requests
-import requests.adapters
-import urllib3
 
-from ._abort import AbortHandle, TrackedHTTPPool, TrackedHTTPSPool, tracking
-from ._bulkread import iter_bulk
+from ._abort import AbortHandle, tracking
+from ._bulkread import SocketFileReader, iter_bulk
+from ._neterrors import proxy_for, redirect_target, translate
+from ._pools import Draining, close_session, draining, new_session
 from ._redact import redact_headers
-from .errors import APIConnectionError, APITimeoutError, StreamInterrupted
+from .errors import APIConnectionError, APIStatusError, StreamInterrupted
 
 __all__ = [
+    "DRAIN_LIMIT",
+    "DRAIN_TIMEOUT",
     "StreamResponse",
     "close_session",
     "new_session",
@@ -47,82 +56,85 @@ __all__ = [
 log = logging.getLogger("rxchat")
 
 READ_SIZE = 65536
+DRAIN_TIMEOUT = 1.0
+"""Seconds a finished stream waits for the rest of its body before closing instead."""
+DRAIN_LIMIT = 65536
+"""Bytes after ``[DONE]`` read (and dropped) at most to keep a connection for reuse."""
+REUSE_WAIT = 0.25
+"""Seconds a new request waits, at most, for a finished stream of the same session to
+hand its connection back, rather than opening another (a TCP and TLS handshake)."""
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-
-class _TrackingAdapter(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": TrackedHTTPPool,
-            "https": TrackedHTTPSPool,
-        }
-
-
-def new_session() -> requests.Session:
-    """A ``requests.Session`` whose connections can be aborted before headers arrive."""
-    session = requests.Session()
-    adapter = _TrackingAdapter()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def close_session(session: requests.Session) -> None:
-    """Close a session and every idle connection in its pools, now.
-
-    ``Session.close()`` alone only forgets the pools with urllib3 2.x (its pool
-    container has no dispose function), so kept-alive sockets stayed open until
-    garbage collection; each is closed here.
-    """
-    for adapter in {id(a): a for a in session.adapters.values()}.values():
-        pools: Any = getattr(getattr(adapter, "poolmanager", None), "pools", None)
-        if pools is None:
-            continue
-        for key in list(pools.keys()):
-            pool = pools.get(key)
-            if pool is not None:
-                with contextlib.suppress(Exception):  # closing must never fail
-                    pool.close()
-    session.close()
+Timeout = float | tuple[float, float]
 
 
 class StreamResponse:
     """An open streamed response: status, headers, and the body as it arrives."""
 
-    def __init__(self, response: requests.Response, handle: AbortHandle) -> None:
+    def __init__(
+        self, response: requests.Response, handle: AbortHandle, timeout: Timeout | None = None
+    ) -> None:
         self._response = response
         self._handle = handle
+        self._timeout = timeout
         self.status_code: int = response.status_code
         self.headers: Mapping[str, str] = response.headers
         self.url = response.url
+        self._body: Iterator[bytes] | None = None
+        self._reader: SocketFileReader | None = None
+        self._sock: Any = getattr(getattr(response.raw, "connection", None), "sock", None)
+        self._ended = False
+        self._draining: Draining | None = None
 
     @property
     def content_type(self) -> str:
         """The media type, lower-cased, without parameters."""
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
+    @property
+    def charset(self) -> str:
+        """The declared ``charset`` of the body if Python knows it, else utf-8."""
+        header = _HeaderValue()
+        header["content-type"] = self.headers.get("content-type", "")
+        charset = header.get_param("charset")
+        if isinstance(charset, str):
+            with contextlib.suppress(LookupError):
+                return codecs.lookup(charset).name
+        return "utf-8"
+
     def iter_bytes(self) -> Iterator[bytes]:
-        """Yield the body in pieces as soon as bytes arrive, until it ends.
+        """The body in pieces as soon as bytes arrive, until it ends.
+
+        Always the same iterator: a loop that stopped early can be resumed, as
+        `finish` does.
 
         Raises:
             APITimeoutError: No byte arrived within the read timeout.
-            APIConnectionError: The connection broke.
+            StreamInterrupted: The connection broke.
         """
+        if self._body is None:
+            self._body = self._iter_body()
+        return self._body
+
+    def _iter_body(self) -> Iterator[bytes]:
         raw = self._response.raw
         try:
             # Chunked or close-delimited: straight from the socket file (``_bulkread``);
-            # else (a length, a Content-Encoding) urllib3's read1, which decodes.
+            # else (a length, a Content-Encoding) urllib3's read1, decoding.
             bulk = iter_bulk(raw, READ_SIZE)
             if bulk is not None:
-                yield from bulk
-                return
-            while chunk := raw.read1(READ_SIZE):
-                yield chunk
+                body, self._reader = bulk
+                yield from body
+            else:
+                while chunk := raw.read1(READ_SIZE, decode_content=True):
+                    yield chunk
+            self._ended = True
         except Exception as exc:
-            raise translate(exc, self.url, reading=True) from None
+            raise translate(exc, self.url, reading=True, timeout=self._timeout) from None
 
     def read_text(self, limit: int = 65536, *, keep_partial: bool = False) -> str:
-        """Read up to ``limit`` bytes of the body as text.
+        """Read up to ``limit`` bytes of the body as text, in its declared charset.
 
         Args:
             limit: The most bytes to read.
@@ -145,7 +157,53 @@ class StreamResponse:
             if not keep_partial:
                 raise
             log.debug("body of %s cut off after %d bytes: %s", self.url, len(data), exc)
-        return bytes(data[:limit]).decode("utf-8", "replace")
+        return bytes(data[:limit]).decode(self.charset, "replace")
+
+    def finish(self, wait: float) -> bool:
+        """Read and drop the rest of the body, so the connection can be reused.
+
+        Called once the stream is over (``[DONE]``): what follows is the chunked
+        terminator, which urllib3 needs to see before it hands the connection back to
+        the pool. Reads stop after `DRAIN_LIMIT` bytes or at any error.
+
+        Args:
+            wait: Seconds to wait for bytes in all; 0 takes only what has arrived
+                (it never blocks; a no-op unless the bulk path reads the body).
+
+        Returns:
+            Whether the body ended (the connection is back in the pool).
+        """
+        body, reader, sock = self._body, self._reader, self._sock
+        if self._ended or body is None:
+            return self._ended
+        if wait <= 0 and reader is None:
+            return False
+        deadline, dropped = time.monotonic() + max(wait, 0.0), 0
+        try:
+            if reader is not None:
+                reader.wait = wait > 0
+            while dropped <= DRAIN_LIMIT:
+                left = deadline - time.monotonic()
+                if wait > 0 and left <= 0:
+                    return False
+                # Never the idle timeout here: a torn TLS record must not hold us. Once
+                # urllib3 let go of the connection (a length-framed body read to its
+                # end) it may serve another request: no more reads touch it then.
+                if getattr(self._response.raw, "connection", None) is not None:
+                    sock.settimeout(max(left, 0.001) if wait > 0 else DRAIN_TIMEOUT)
+                piece = next(body, None)
+                if piece is None:
+                    return self._ended
+                if not piece and wait <= 0:
+                    return False  # nothing more has arrived yet
+                dropped += len(piece)
+            return False
+        except Exception as exc:  # a drain that fails only costs the connection
+            log.debug("could not read the end of %s: %s", self.url, exc)
+            return False
+        finally:
+            if reader is not None:
+                reader.wait = True
 
     def close(self) -> None:
         """Close the response; its connection is closed unless the body was read to
@@ -154,6 +212,36 @@ class StreamResponse:
         with contextlib.suppress(Exception):  # closing must never fail the stream
             self._response.raw.close()
         self._response.close()
+        if self._draining is not None:
+            self._draining.leave()
+            self._draining = None
+
+    def finish_after(self, complete: Callable[[], None], session: requests.Session) -> None:
+        """Run ``complete`` (the stream ended), then read the rest of the body so the
+        connection goes back to the pool, and close.
+
+        What has already arrived is read before ``complete`` (without waiting, so
+        completion is not delayed, and the next request finds the connection free);
+        the remainder after it, for at most `DRAIN_TIMEOUT` seconds, past which
+        the connection is closed instead. From now on aborts no longer touch the
+        connection, and meanwhile the next request of ``session`` waits for it
+        (`REUSE_WAIT` at most) instead of opening another.
+
+        Args:
+            complete: Called once, on this thread; what it raises is raised after
+                the connection was dealt with.
+            session: The session whose pool the connection returns to.
+        """
+        self._handle.release()
+        if not self.finish(0):  # the rest has not all arrived: make the next request wait
+            self._draining = draining(session)
+            self._draining.enter()
+        try:
+            complete()
+        finally:
+            if not self.finish(DRAIN_TIMEOUT):
+                log.debug("closing the connection to %s: its body did not end", self.url)
+            self.close()
 
 
 def post_stream(
@@ -161,14 +249,17 @@ def post_stream(
     url: str,
     body: bytes,
     headers: Mapping[str, str],
-    timeout: float | tuple[float, float],
+    timeout: Timeout,
     handle: AbortHandle,
 ) -> StreamResponse:
     """POST ``body`` and return the response once its headers have arrived.
 
+    Redirects are followed (the same POST) only to the same scheme, host and port.
+
     Raises:
         APIConnectionError: Could not connect, or aborted.
         APITimeoutError: Connecting or waiting for headers took too long.
+        APIStatusError: A redirect to another origin, or too many redirects.
     """
     started = time.monotonic()
     if log.isEnabledFor(logging.DEBUG):
@@ -176,123 +267,46 @@ def post_stream(
             "POST %s (%d bytes) headers=%s timeout=%s",
             url, len(body), redact_headers(headers), timeout,
         )
+    draining(session).wait(REUSE_WAIT)
+    target = url
+    for _hop in range(MAX_REDIRECTS + 1):
+        response = _post(session, target, body, headers, timeout, handle, started)
+        location = response.headers.get("location")
+        if response.status_code not in _REDIRECTS or not location:
+            break
+        response.close()
+        handle.release()
+        target = redirect_target(response.status_code, target, location)
+    else:
+        raise APIStatusError(
+            response.status_code, "", f"{url} redirected more than {MAX_REDIRECTS} times; "
+            "set base_url to the final address.",
+        )
+    handle.attach(response=response.raw)
+    log.debug(
+        "POST %s -> %s %s, headers in %.3f s", target, response.status_code,
+        response.headers.get("content-type", "-"), time.monotonic() - started,
+    )
+    return StreamResponse(response, handle, timeout)
+
+
+def _post(
+    session: requests.Session, url: str, body: bytes, headers: Mapping[str, str],
+    timeout: Timeout, handle: AbortHandle, started: float,
+) -> requests.Response:
     try:
         with tracking(handle):
-            response = session.post(
-                url, data=body, headers=dict(headers), timeout=timeout, stream=True
+            # verify/cert/proxies passed explicitly: else requests lets
+            # REQUESTS_CA_BUNDLE and the proxy variables override the session's own.
+            return session.post(
+                url, data=body, headers=dict(headers), timeout=timeout, stream=True,
+                allow_redirects=False, verify=session.verify, cert=session.cert,
+                proxies=dict(session.proxies),
             )
     except Exception as exc:
         handle.release()
-        error = translate(exc, url, reading=False, timeout=timeout)
+        error = translate(
+            exc, url, reading=False, timeout=timeout, proxy=proxy_for(session, url)
+        )
         log.debug("POST %s failed after %.3f s: %s", url, time.monotonic() - started, error)
         raise error from None
-    handle.attach(response=response.raw)
-    log.debug(
-        "POST %s -> %s %s, headers in %.3f s", url, response.status_code,
-        response.headers.get("content-type", "-"), time.monotonic() - started,
-    )
-    return StreamResponse(response, handle)
-
-
-def translate(
-    exc: BaseException,
-    url: str,
-    *,
-    reading: bool,
-    timeout: float | tuple[float, float] | None = None,
-) -> Exception:
-    """Turn a requests/urllib3/socket exception into an rxchat error.
-
-    Args:
-        exc: What requests, urllib3 or the socket raised.
-        url: The request's URL, for the message.
-        reading: Whether the response headers had arrived and the body was being
-            read. A broken connection is then `StreamInterrupted` (the reply
-            was cut off), before that `APIConnectionError`.
-        timeout: The request's timeout, to name the limit that ran out.
-
-    Returns:
-        `APITimeoutError` for a connect or idle timeout, else the above.
-    """
-    connect, idle = _timeout_pair(timeout)
-    if _is_timeout(exc):
-        if not reading and _is_connect_timeout(exc):
-            what, which = f"Could not connect to {url}", f"connect timeout{connect}"
-        else:
-            stage = "while streaming" if reading else "waiting for the response"
-            what, which = f"No data arrived from {url} {stage}", f"idle timeout{idle}"
-        return APITimeoutError(
-            f"{what} within the {which}. The server may be overloaded or the network "
-            "stalled; retry, or raise ChatClient(timeout=(connect, idle))."
-        )
-    reason = _short_reason(exc)
-    if reading:
-        return StreamInterrupted(
-            f"The connection to {url} broke while the reply was being read: {reason}. "
-            "The deltas received so far were emitted; the reply is incomplete, retry "
-            "to get the whole reply."
-        )
-    return APIConnectionError(
-        f"Failed to connect to {url}: {reason}. Check the base URL and your network, "
-        "then retry."
-    )
-
-
-def _timeout_pair(timeout: float | tuple[float, float] | None) -> tuple[str, str]:
-    if timeout is None:
-        return "", ""
-    connect, idle = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-    return f" ({connect:g} s)", f" ({idle:g} s)"
-
-
-def _is_connect_timeout(exc: BaseException) -> bool:
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    for current in _chain(exc):
-        if isinstance(current, urllib3.exceptions.NewConnectionError):
-            # A subclass of ConnectTimeoutError for history's sake: it is a refusal
-            # or a DNS failure, not a timeout (requests makes the same exception).
-            return False
-        if isinstance(
-            current,
-            (
-                requests.Timeout,
-                urllib3.exceptions.TimeoutError,
-                socket.timeout,
-                TimeoutError,
-            ),
-        ):
-            return True
-    return False
-
-
-def _short_reason(exc: BaseException) -> str:
-    if _caused_by(exc, ConnectionResetError):
-        return "the connection was reset"
-    if isinstance(exc, (http.client.IncompleteRead, urllib3.exceptions.ProtocolError)):
-        return "the connection closed in the middle of the response"
-    text = str(exc) or type(exc).__name__
-    if "refused" in text.lower():
-        return "connection refused (is the server running?)"
-    return text[:300]
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    return any(isinstance(current, kind) for current in _chain(exc))
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it wraps: requests and urllib3 nest the cause in ``args``
-    (``ConnectionError(MaxRetryError(...))``), Python in ``__cause__``/``__context__``."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        nested = next((a for a in current.args if isinstance(a, BaseException)), None)
-        current = nested or current.__cause__ or current.__context__

@@ -14,7 +14,8 @@ RxChatError
 │   │   ├── AuthenticationError 401, 403, or no API key configured
 │   │   ├── RateLimitError      429 (retry_after in seconds, if sent)
 │   │   └── ServerError         5xx
-│   ├── APIConnectionError      could not connect, or broke before the headers
+│   ├── APIConnectionError      could not connect (DNS, refused, proxy, TLS
+│   │   │                       certificate), or broke before the headers
 │   │   └── APITimeoutError     connect, idle or first-delta timeout
 │   ├── StreamError             malformed event, error object in the stream,
 │   │                           event over the size limit, invalid UTF-8,
@@ -149,7 +150,18 @@ class ServerError(APIStatusError):
 
 class APIConnectionError(APIError):
     """Could not connect to the server, or the connection broke before the response
-    headers arrived."""
+    headers arrived.
+
+    Args:
+        message: What happened and what to do.
+        retryable: Whether another attempt could succeed; False for a failure that
+            repeats identically (an untrusted certificate, a redirect refused), which
+            is then reported at once instead of being retried.
+    """
+
+    def __init__(self, message: str = "", *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class APITimeoutError(APIConnectionError):

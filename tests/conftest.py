@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -31,6 +32,11 @@ ENV_VARIABLES = (
     "RXCHAT_API_KEY",
     "SILICONFLOW_API_KEY",
     "RXCHAT_MODEL",
+    # requests reads these: a developer's proxy or CA bundle must not steer the tests
+    *(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "ALL", "NO")),
+    *(f"{name}_proxy" for name in ("http", "https", "all", "no")),
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
 )
 
 
@@ -58,6 +64,45 @@ def server() -> Iterator[FakeServer]:
 def client(server: FakeServer) -> Iterator[ChatClient]:
     with ChatClient(server.base_url, "sk-test-key", max_retries=0, timeout=(2.0, 10.0)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def ca() -> Any:
+    """A private certificate authority (``trustme``) for the https tests."""
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_bundle(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The private CA's certificate as a PEM file, as a user's CA bundle would be."""
+    path = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def server_tls(ca: Any) -> ssl.SSLContext:
+    """A server context with a certificate for 127.0.0.1 and localhost, signed by ``ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def tls_server(server_tls: ssl.SSLContext) -> Iterator[FakeServer]:
+    """A FakeServer on https://127.0.0.1."""
+    with FakeServer(ssl_context=server_tls) as running:
+        yield running
+
+
+def tls_client(server: FakeServer, ca_bundle: str, **kwargs: Any) -> ChatClient:
+    """A client of an https FakeServer that trusts the private CA (its own session)."""
+    client = ChatClient(server.base_url, "sk-test-key", **{
+        "max_retries": 0, "timeout": (2.0, 10.0), **kwargs})
+    client.session.verify = ca_bundle
+    return client
 
 
 @pytest.fixture

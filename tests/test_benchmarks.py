@@ -106,7 +106,8 @@ def test_run_all_quick_measures_all_six_items(tmp_path: Path) -> None:
         )
     finally:
         sys.path[:] = saved
-        for name in ("run_all", "scenarios", "session_overhead", "stream_throughput"):
+        for name in ("run_all", "scenarios", "session_overhead", "stream_throughput",
+                     "tls_reuse"):
             sys.modules.pop(name, None)
     assert code == 0
     results = json.loads(results_path.read_text())
@@ -118,9 +119,11 @@ def test_run_all_quick_measures_all_six_items(tmp_path: Path) -> None:
     assert concurrency["completed"] == concurrency["streams"] and concurrency["errors"] == 0
     assert len(results["session"]["us_per_delta"]) == 2
     assert all(row["peak_rss_mb"] > 0 for row in results["memory"].values())
+    assert results["tls_reuse"]["connections_per_session"] == {"reuse": 1, "new": 2}
     assert plot_path.read_bytes()[:4] == b"\x89PNG"
     report = out.getvalue()
-    for heading in ("deltas/s", "p99", "Cancellation", "Concurrency", "Session", "Memory"):
+    for heading in ("deltas/s", "p99", "Cancellation", "Concurrency", "Session", "Memory",
+                    "first delta of turn 2"):
         assert heading in report
 
 

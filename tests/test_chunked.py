@@ -33,6 +33,13 @@ def test_hex_sizes_either_case_and_leading_zeros() -> None:
     assert decode(b"1a\r\n" + data + b"\r\n000\r\n\r\n")[0] == data
 
 
+def test_more_than_16_hex_digits_when_the_extra_ones_are_leading_zeros() -> None:
+    # chunk-size = 1*HEXDIG: any number of leading zeros is legal (RFC 9112, 7.1).
+    zeros = b"0" * 30
+    assert decode(zeros + b"5\r\nhello\r\n" + zeros + b"0\r\n\r\n")[0] == b"hello"
+    assert decode(b"%020x\r\nhello\r\n0\r\n\r\n" % 5)[0] == b"hello"
+
+
 def test_chunk_extensions_are_ignored() -> None:
     body = b'5;name=value;quoted="a;b"\r\nhello\r\n0;last\r\n\r\n'
     assert decode(body)[0] == b"hello"

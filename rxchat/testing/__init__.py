@@ -2,7 +2,10 @@
 
 * `FakeServer` is an OpenAI-compatible SSE server on 127.0.0.1 that plays
   `Reply` scripts and records every request; the offline model answers when
-  the script is empty (``rxchat serve`` runs the same server).
+  the script is empty (``rxchat serve`` runs the same server); it serves https too,
+  with a test certificate (``ssl_context=``).
+* `ForwardProxy` is a forward proxy on 127.0.0.1 (``CONNECT`` and absolute-URI,
+  over http or https) for clients behind a corporate proxy.
 * `marble_deltas` and `ScriptedCompletion` describe delta streams in
   virtual time, for ``ChatSession(complete=..., scheduler=TestScheduler())`` tests.
 """
@@ -11,13 +14,15 @@ from __future__ import annotations
 
 from .._offline import offline_answer, offline_reply, offline_tool_call
 from ._marbles import ScriptedCompletion, marble_deltas
-from ._replies import RESET, STALL, Reply, chunk, sse_event
-from ._server import FakeServer, RecordedRequest, closed_port
+from ._proxy import ForwardProxy, closed_port
+from ._replies import RESET, STALL, RecordedRequest, Reply, chunk, sse_event
+from ._server import FakeServer
 
 __all__ = [
     "RESET",
     "STALL",
     "FakeServer",
+    "ForwardProxy",
     "RecordedRequest",
     "Reply",
     "ScriptedCompletion",

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 __all__ = [
     "RESET",
+    "RecordedRequest",
     "STALL",
     "Framing",
     "Part",
@@ -45,6 +46,26 @@ RESET = _Reset()
 """A body part: abort the connection with a TCP RST (``SO_LINGER`` 0, then close)."""
 
 Part = bytes | float | _Stall | _Reset
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the server received."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    json: Any = field(default=None)
+    client: tuple[str, int] | None = None
+    """The client's (host, port): equal ports mean a reused keep-alive connection."""
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The ``messages`` of a chat request (empty if none)."""
+        if isinstance(self.json, dict):
+            return list(self.json.get("messages") or [])
+        return []
 
 
 def chunk(

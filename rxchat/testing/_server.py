@@ -14,41 +14,21 @@ import io
 import json
 import select
 import socket
+import ssl
 import struct
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ._replies import RESET, STALL, Reply
+from ._replies import RESET, STALL, RecordedRequest, Reply
 
-__all__ = ["FakeServer", "RecordedRequest"]
+__all__ = ["FakeServer"]
 
 Responder = Callable[["RecordedRequest"], Reply]
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the server received."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    body: bytes
-    json: Any = field(default=None)
-    client: tuple[str, int] | None = None
-    """The client's (host, port): equal ports mean a reused keep-alive connection."""
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """The ``messages`` of a chat request (empty if none)."""
-        if isinstance(self.json, dict):
-            return list(self.json.get("messages") or [])
-        return []
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -176,6 +156,24 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     owner: FakeServer
 
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = super().get_request()
+        self.owner._count_connection()
+        context = self.owner.ssl_context
+        if context is not None:  # the handshake runs in the connection's own thread
+            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(10)
+            try:
+                request.do_handshake()
+            except (OSError, ValueError):  # an untrusting client hangs up: not our bug
+                return
+            request.settimeout(None)
+        super().finish_request(request, client_address)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up (a dispose, a closed keep-alive) is not a server bug."""
         if isinstance(sys.exc_info()[1], ConnectionError):
@@ -198,13 +196,20 @@ class FakeServer:
         responder: Builds the reply when the script is empty; by default the
             offline model (`rxchat.testing.offline_reply`).
         port: Port to listen on (0 picks a free one).
+        ssl_context: Serve https with this server-side context (e.g. from
+            ``trustme``); ``base_url`` then starts with ``https://``.
 
     Attributes:
         models: The model ids ``GET /models`` lists (the offline model's by default);
             None makes it a 404, as on a server without the route.
+        connections: TCP connections accepted so far: a client that reuses its
+            connection sends many requests over one.
     """
 
-    def __init__(self, responder: Responder | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self, responder: Responder | None = None, *, port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         if responder is None:
             from .._offline import offline_reply
 
@@ -216,6 +221,8 @@ class FakeServer:
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
+        self.connections = 0
+        self.ssl_context = ssl_context
         self._disconnect_event = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -223,10 +230,11 @@ class FakeServer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1``."""
+        """``http://127.0.0.1:PORT/v1`` (``https://`` with an ``ssl_context``)."""
         if self._server is None:
             raise RuntimeError("FakeServer is not running; call start() or use `with`.")
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/v1"
 
     @property
     def port(self) -> int:
@@ -295,14 +303,11 @@ class FakeServer:
                 return self._script.popleft()
         return self.responder(request)
 
+    def _count_connection(self) -> None:
+        with self._lock:
+            self.connections += 1
+
     def _disconnected(self) -> None:
         with self._disconnect_event:
             self.disconnects += 1
             self._disconnect_event.notify_all()
-
-
-def closed_port() -> int:
-    """A loopback port with nothing listening (for "connection refused" tests)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -1,0 +1,100 @@
+"""The transport's reliance on private urllib3 and http.client internals, fenced.
+
+The bulk read (``_bulkread``), the early drain that returns a finished stream's
+connection and the abort of a stalled TLS handshake (``_abort``) read attributes and
+override methods that urllib3 does not promise. Each quietly falls back when they are
+missing, so a dependency upgrade could turn them off unnoticed: these tests fail
+instead. ``.ci/run`` runs them against the oldest urllib3 setup.cfg allows as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import urllib3
+from reactivex import operators as ops
+
+from rxchat import ChatClient, _abort, _bulkread, create_stream_completion
+from rxchat.testing import FakeServer, Reply
+from rxchat.testing._replies import Framing
+from tests.conftest import FRAMINGS, PARAMS, collect, tls_client
+
+FAST_PATH = {"chunked": "iter_dechunked", "close": "iter_until_closed"}
+
+
+def _calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
+    """Record the reader each call of ``_bulkread.<name>`` was given."""
+    readers: list[Any] = []
+    original = getattr(_bulkread, name)
+
+    def recording(raw: Any, read: Callable[[int], bytes], size: int) -> Iterator[bytes]:
+        readers.append(read)
+        return original(raw, read, size)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(_bulkread, name, recording)
+    return readers
+
+
+def test_urllib3_is_within_the_pinned_range() -> None:
+    major, minor = (int(part) for part in urllib3.__version__.split(".")[:2])
+    assert (2, 3) <= (major, minor) < (3, 0)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_the_bulk_path_is_taken(
+    scheme: str, framing: Framing, server_tls: Any, ca_bundle: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readers = _calls(monkeypatch, FAST_PATH[framing])
+    with FakeServer(ssl_context=server_tls if scheme == "https" else None) as server:
+        server.enqueue(Reply.text("fast path", framing=framing))
+        with tls_client(server, ca_bundle) as client:
+            result = collect(create_stream_completion(PARAMS, client=client))
+    assert result.content == "fast path"
+    assert len(readers) == 1, f"{framing} over {scheme} left the bulk path"
+    if framing == "chunked":  # the early drain needs the socket to see what arrived
+        assert readers[0]._sock is not None
+
+
+def test_the_early_drain_returns_the_connection_before_completion(
+    server: FakeServer, client: ChatClient
+) -> None:
+    # [DONE] and the chunked terminator arrive together: the connection is back in the
+    # pool when on_completed runs, read without waiting.
+    body = b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\ndata: [DONE]\n\n'
+    server.enqueue(Reply.raw([body]))
+    idle_at_completion: list[int] = []
+    stream = create_stream_completion(PARAMS, client=client).pipe(
+        ops.do_action(on_completed=lambda: idle_at_completion.append(_idle(client)))
+    )
+    assert collect(stream).completed
+    assert idle_at_completion == [1]
+
+
+def _idle(client: ChatClient) -> int:
+    """Connections waiting in the client's pools."""
+    pools: Any = client.session.get_adapter(client.base_url).poolmanager.pools
+    return sum(
+        sum(1 for conn in list(pools[key].pool.queue) if conn is not None)
+        for key in list(pools.keys())
+    )
+
+
+def test_the_tls_handshake_is_tracked_while_it_runs(
+    tls_server: FakeServer, ca_bundle: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+    original = _abort.AbortHandle.connecting
+
+    def connecting(self: _abort.AbortHandle, sock: Any) -> None:
+        seen.append(sock)
+        original(self, sock)
+
+    monkeypatch.setattr(_abort.AbortHandle, "connecting", connecting)
+    tls_server.enqueue(Reply.text("tracked"))
+    with tls_client(tls_server, ca_bundle) as client:
+        assert collect(create_stream_completion(PARAMS, client=client)).completed
+    assert len(seen) == 1, "urllib3 no longer opens the socket through _new_conn"
