@@ -23,10 +23,11 @@ if TYPE_CHECKING:  # the server lives in rxchat.testing, which imports this modu
 __all__ = ["offline_answer", "offline_reply", "offline_tool_call"]
 
 _END = r"(?=[.,;!?]|\s+and\s|\s+but\s|$)"
+_FACT = r"([^.,;!?\n]{1,40}?)"  # any words, emoji included, up to the sentence's end
 _FACTS = (
-    (re.compile(r"\bmy name is ([\w' -]{1,40}?)" + _END, re.I), "your name is {}"),
-    (re.compile(r"\bi (?:like|love) ([\w' -]{1,40}?)" + _END, re.I), "you like {}"),
-    (re.compile(r"\bi live in ([\w' -]{1,40}?)" + _END, re.I), "you live in {}"),
+    (re.compile(r"\bmy name is " + _FACT + _END, re.I), "your name is {}"),
+    (re.compile(r"\bi (?:like|love) " + _FACT + _END, re.I), "you like {}"),
+    (re.compile(r"\bi live in " + _FACT + _END, re.I), "you live in {}"),
 )
 
 

@@ -270,6 +270,14 @@ def test_model_system_undo_and_reset_change_the_next_request(fake: FakeServer) -
     ]
 
 
+def test_system_without_a_prompt_says_there_is_none_to_remove(fake: FakeServer) -> None:
+    result = run("chat", "--base-url", fake.base_url, "--model", "m", stdin="/system\n")
+    assert "no system prompt to remove" in result.out and "removed" not in result.out
+    result = run("chat", "--base-url", fake.base_url, "--model", "m", "--system", "S",
+                 stdin="/system\n")
+    assert "[system prompt removed" in result.out
+
+
 def test_save_then_load_restores_the_conversation(fake: FakeServer, tmp_path: Path) -> None:
     saved = tmp_path / "talk.json"
     lines = ["My name is Ada.", f"/save {saved}", "/reset", f"/load {saved}", "Who am I?"]

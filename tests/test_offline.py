@@ -30,6 +30,11 @@ def test_later_turns_count_and_recall_facts() -> None:
     assert "tea and my name" not in answer
 
 
+def test_facts_with_emoji_and_accents_are_recalled() -> None:
+    answer = offline_answer([user("I like tea 🍵 and I live in Zürich."), user("and?")])
+    assert "you like tea 🍵" in answer and "you live in Zürich" in answer
+
+
 def test_system_prompt_is_acknowledged() -> None:
     answer = offline_answer([{"role": "system", "content": "Be terse."}, user("hi")])
     assert "Be terse." in answer

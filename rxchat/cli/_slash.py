@@ -50,6 +50,10 @@ def _retry(chat: Chat, _arg: str) -> bool:
 
 
 def _system(chat: Chat, arg: str) -> bool:
+    had = any(m.role == "system" for m in chat.session.messages[:1])
+    if not arg and not had:
+        chat.say("[there is no system prompt to remove; /system TEXT sets one]")
+        return False
     chat.session.set_system(arg or None)
     chat.say(f"[system prompt {'set' if arg else 'removed'}; the history is kept]")
     return False
