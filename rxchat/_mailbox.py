@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from reactivex import abc
 
+from ._loop import thread_safe
 _T = TypeVar("_T")
 
 __all__ = ["Mailbox"]
@@ -39,7 +40,8 @@ class Mailbox(Generic[_T]):
     """
 
     def __init__(self, scheduler: abc.SchedulerBase, handle: Callable[[_T], None]) -> None:
-        self._scheduler, self._handle = scheduler, handle
+        # Posts come from any thread: an asyncio scheduler must wake its loop safely.
+        self._scheduler, self._handle = thread_safe(scheduler), handle
         self._lock = threading.Lock()
         self._items: deque[_T] = deque()
         self._draining = False

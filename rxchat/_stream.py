@@ -37,6 +37,7 @@ from reactivex.scheduler import TimeoutScheduler
 from ._abort import AbortHandle
 from ._client import ChatClient
 from ._deltas import DeltaDecoder, completion_messages
+from ._loop import on_subscriber_loop
 from ._models import ChatCompletionParams, Message
 from ._retry import retry_delay
 from ._sse import ServerSentEvent, SSEDecoder
@@ -97,7 +98,8 @@ def create_stream_completion(
             virtual time, so retry timing can be asserted. Only this argument chooses:
             the scheduler a subscriber passes to ``subscribe`` (as ``await`` and some
             operators do) is not used, because the read blocks, and must not block an
-            event loop or the caller's thread.
+            event loop or the caller's thread. When that scheduler is an asyncio
+            scheduler, the values are handed to its loop thread-safely instead.
 
     Returns:
         A cold Observable of deltas. Disposing it aborts the request at once.
@@ -112,7 +114,8 @@ def create_stream_completion(
         reader.start()
         return Disposable(reader.dispose)
 
-    return reactivex.create(subscribe)
+    # An asyncio subscriber (``await``) gets its values on its loop's thread.
+    return reactivex.create(subscribe).pipe(on_subscriber_loop())
 
 
 class _Reader:
