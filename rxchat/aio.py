@@ -123,15 +123,15 @@ class ObservableIterator(AsyncIterator[_T], Generic[_T]):
     """
 
     def __init__(self, observable: Observable[_T], maxsize: int = 1024) -> None:
+        self._channel: Channel[_T] | None = None
+        self._values: AsyncGenerator[_T, None] | None = None
+        self._closed = False
         if maxsize < 1:
             raise ConfigurationError(
                 f"maxsize must be at least 1 (got {maxsize}): it is how many values may "
                 "wait for the consumer before the producer waits."
             )
         self._observable, self._maxsize = observable, maxsize
-        self._channel: Channel[_T] | None = None
-        self._values: AsyncGenerator[_T, None] | None = None
-        self._closed = False
 
     def _open(self) -> Channel[_T] | None:
         if self._channel is None and not self._closed:
