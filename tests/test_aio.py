@@ -35,7 +35,7 @@ STALLED = Reply.events(
 """Three deltas, then silence until the client hangs up."""
 
 
-def run(main: Callable[[], Awaitable[_T]], timeout: float = 10.0) -> _T:
+def run(main: Callable[[], Awaitable[_T]], timeout: float = 10.0, *, debug: bool = True) -> _T:
     """Run `main()` in a debug-mode loop; fail on a hang or an exception the loop saw.
 
     The loop runs on a thread of its own, so a loop that can never wake again (a
@@ -50,7 +50,7 @@ def run(main: Callable[[], Awaitable[_T]], timeout: float = 10.0) -> _T:
 
     def target() -> None:
         try:
-            outcome.append(("ok", asyncio.run(guarded(), debug=True)))
+            outcome.append(("ok", asyncio.run(guarded(), debug=debug)))
         except BaseException as exc:
             outcome.append(("error", exc))
 
