@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from reactivex import abc
 
 from ._loop import thread_safe
+
 _T = TypeVar("_T")
 
 __all__ = ["Mailbox"]

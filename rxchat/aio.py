@@ -31,7 +31,8 @@ from typing import Generic, TypeVar
 
 from reactivex import Observable
 
-from ._channel import COMPLETED, NEXT, Channel
+from . import _channel
+from ._channel import Channel
 from ._client import ChatClient
 from ._models import ChatCompletionParams, Message
 from ._stream import create_stream_completion
@@ -196,9 +197,9 @@ async def _iter_channel(channel: Channel[_T] | None) -> AsyncGenerator[_T, None]
                 await item  # cancelled: the finally below disposes
                 continue
             kind, value = item
-            if kind == NEXT:
+            if kind == _channel.NEXT:
                 yield value
-            elif kind == COMPLETED:
+            elif kind == _channel.COMPLETED:
                 return
             else:
                 raise value

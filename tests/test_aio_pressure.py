@@ -115,7 +115,8 @@ def test_the_loop_stays_responsive_while_ten_streams_run(
 
     assert run(main, timeout=60, debug=debug) == [202] * streams  # role, 200 words, finish
     ms = [lag * 1e3 for lag in sorted(lags)]
-    print(f"\n{'debug' if debug else 'plain'} loop lag while {streams} streams run: median {statistics.median(ms):.2f} ms, "
+    mode = "debug" if debug else "plain"
+    print(f"\n{mode} loop lag while {streams} streams run: median {statistics.median(ms):.2f} ms, "
           f"p99 {ms[int(len(ms) * 0.99)]:.2f} ms, max {ms[-1]:.2f} ms; subscribe on the "
           f"loop: median {statistics.median(subscribe_times) * 1e3:.2f} ms, "
           f"max {max(subscribe_times) * 1e3:.2f} ms; threads now {threading.active_count()}")

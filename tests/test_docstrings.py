@@ -8,11 +8,12 @@ from types import ModuleType
 import pytest
 
 import rxchat
+import rxchat.aio
 import rxchat.errors
 import rxchat.operators
 import rxchat.testing
 
-MODULES = [rxchat, rxchat.errors, rxchat.operators, rxchat.testing]
+MODULES = [rxchat, rxchat.aio, rxchat.errors, rxchat.operators, rxchat.testing]
 PUBLIC = [
     (module, name)
     for module in MODULES
@@ -49,7 +50,7 @@ def test_operator_docstring_has_a_marble_diagram(name: str) -> None:
 
 
 def test_public_classes_document_their_methods() -> None:
-    for cls in (rxchat.ChatClient, rxchat.ChatSession):
+    for cls in (rxchat.ChatClient, rxchat.ChatSession, rxchat.aio.ObservableIterator):
         for name, member in inspect.getmembers(cls):
             if name.startswith("_") or not callable(member):
                 continue
