@@ -182,6 +182,25 @@ def test_idle_timeout_on_an_explicit_asyncio_scheduler_inside_iterate(
     assert server.wait_for_disconnects(1)
 
 
+def test_idle_timeout_inside_iterate_runs_its_timer_off_the_loop(
+    server: FakeServer, client: ChatClient
+) -> None:
+    server.enqueue(STALLED)
+
+    async def main() -> list[str]:
+        got: list[str] = []
+        stream = create_stream_completion(PARAMS, client=client).pipe(
+            rxops.idle_timeout(0.3), rxops.content()
+        )
+        with pytest.raises(APITimeoutError):
+            async for text in aio.iterate(stream):
+                got.append(text)
+        return got
+
+    assert run(main) == ["a", "b", "c"]
+    assert server.wait_for_disconnects(1)
+
+
 def test_cancelling_an_await_closes_the_socket(server: FakeServer, client: ChatClient) -> None:
     server.enqueue(STALLED)
 
@@ -386,6 +405,7 @@ def test_cancelling_the_task_cancels_the_turn_and_keeps_its_partial(
     server: FakeServer, session: ChatSession
 ) -> None:
     server.enqueue(STALLED)
+    threads = threading.active_count()
 
     async def main() -> None:
         got: list[Message] = []
@@ -405,6 +425,7 @@ def test_cancelling_the_task_cancels_the_turn_and_keeps_its_partial(
     assert server.wait_for_disconnects(1)
     assert wait_until(lambda: len(session.messages) == 2)
     assert session.messages[-1] == Message(content="abc", finish_reason="cancelled")
+    assert wait_until(lambda: threading.active_count() <= threads)  # the session's too
 
 
 def test_a_session_on_the_asyncio_loop_is_thread_safe(
