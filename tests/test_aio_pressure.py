@@ -7,9 +7,11 @@ bounds that a blocking read or an unbounded buffer would break by far.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import reactivex.operators as ops
@@ -122,3 +124,15 @@ def test_the_loop_stays_responsive_while_ten_streams_run(
           f"max {max(subscribe_times) * 1e3:.2f} ms; threads now {threading.active_count()}")
     assert max(lags) < 0.25, "the event loop was blocked"
     assert max(subscribe_times) < 0.05, "subscribing blocked the loop"
+
+
+def test_the_loop_lag_benchmark_runs() -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "aio_loop_lag.py"
+    spec = importlib.util.spec_from_file_location("aio_loop_lag", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = bench.run(streams=2, deltas=20)
+    assert results["aio.stream"]["deltas"] == 2 * 22
+    assert results["await final_message"]["deltas"] == 2 * 20
+    assert results["subscribe_ms_max"] >= 0
