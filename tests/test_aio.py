@@ -428,6 +428,23 @@ def test_cancelling_the_task_cancels_the_turn_and_keeps_its_partial(
     assert wait_until(lambda: threading.active_count() <= threads)  # the session's too
 
 
+def test_cancelling_an_awaited_turn_cancels_it(server: FakeServer, session: ChatSession) -> None:
+    server.enqueue(STALLED)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(session.ask("q").pipe(rxops.final_message()))
+        while session.state.partial is None or session.state.partial.content != "abc":
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main)
+    assert server.wait_for_disconnects(1)
+    assert wait_until(lambda: len(session.messages) == 2)
+    assert session.messages[-1] == Message(content="abc", finish_reason="cancelled")
+
+
 def test_a_session_on_the_asyncio_loop_is_thread_safe(
     server: FakeServer, client: ChatClient
 ) -> None:
