@@ -33,7 +33,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeSch
 
 _T = TypeVar("_T")
 
-__all__ = ["loop_of", "on_loop", "on_subscriber_loop", "thread_safe"]
+__all__ = ["deliver_on_loop", "loop_of", "on_loop", "on_subscriber_loop", "thread_safe"]
 
 _NEXT, _ERROR, _COMPLETED = 0, 1, 2
 
@@ -86,22 +86,39 @@ def on_loop(
         def subscribe(
             observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            target = loop or loop_of(scheduler)
-            if target is None:
-                return source.subscribe(observer, scheduler=scheduler)
-            hop = _Hop(observer, target)
-            upstream = source.subscribe(
-                hop.on_next, hop.on_error, hop.on_completed, scheduler=scheduler
-            )
-            hop.upstream = upstream
-            return CompositeDisposable(Disposable(hop.dispose), upstream)
+            def start(target: abc.ObserverBase[_T]) -> abc.DisposableBase:
+                return source.subscribe(target, scheduler=scheduler)
+
+            return deliver_on_loop(observer, loop or loop_of(scheduler), start)
 
         return reactivex.create(subscribe)
 
     return operator
 
 
-class _Hop:
+def deliver_on_loop(
+    observer: abc.ObserverBase[_T],
+    loop: asyncio.AbstractEventLoop | None,
+    start: Callable[[abc.ObserverBase[_T]], abc.DisposableBase],
+) -> abc.DisposableBase:
+    """Start a subscription whose notifications reach `observer` on `loop`'s thread.
+
+    Args:
+        observer: Where the notifications go.
+        loop: The loop to hand them to; None to pass them straight through.
+        start: Subscribes the given observer to the source; returns the subscription.
+
+    Returns:
+        The subscription; disposing it also drops what still waits for the loop.
+    """
+    if loop is None:
+        return start(observer)
+    hop = _Hop(observer, loop)
+    hop.upstream = upstream = start(hop)
+    return CompositeDisposable(Disposable(hop.dispose), upstream)
+
+
+class _Hop(abc.ObserverBase[Any]):
     """One subscription's queue of notifications, drained on the loop's thread."""
 
     def __init__(self, observer: abc.ObserverBase[Any], loop: asyncio.AbstractEventLoop) -> None:

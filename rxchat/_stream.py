@@ -37,7 +37,7 @@ from reactivex.scheduler import TimeoutScheduler
 from ._abort import AbortHandle
 from ._client import ChatClient
 from ._deltas import DeltaDecoder, completion_messages
-from ._loop import on_subscriber_loop
+from ._loop import deliver_on_loop, loop_of
 from ._models import ChatCompletionParams, Message
 from ._retry import retry_delay
 from ._sse import ServerSentEvent, SSEDecoder
@@ -108,14 +108,16 @@ def create_stream_completion(
     def subscribe(
         observer: abc.ObserverBase[Message], scheduler_: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        # Not ``scheduler_``: a blocking read must never run on the subscriber's
-        # scheduler (an asyncio loop under ``await``, or the current thread).
-        reader = _Reader(params, client, observer, scheduler or _default_scheduler)
-        reader.start()
-        return Disposable(reader.dispose)
+        def start(target: abc.ObserverBase[Message]) -> abc.DisposableBase:
+            # Not ``scheduler_``: a blocking read must never run on the subscriber's
+            # scheduler (an asyncio loop under ``await``, or the current thread).
+            reader = _Reader(params, client, target, scheduler or _default_scheduler)
+            reader.start()
+            return Disposable(reader.dispose)
 
-    # An asyncio subscriber (``await``) gets its values on its loop's thread.
-    return reactivex.create(subscribe).pipe(on_subscriber_loop())
+        return deliver_on_loop(observer, loop_of(scheduler_), start)  # for ``await``
+
+    return reactivex.create(subscribe)
 
 
 class _Reader:
