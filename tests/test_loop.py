@@ -100,7 +100,11 @@ def test_nothing_is_delivered_after_dispose() -> None:
         subscription = subject.pipe(on_subscriber_loop()).subscribe(
             got.append, scheduler=AsyncIOScheduler(loop)
         )
-        poster = threading.Thread(target=lambda: [subject.on_next(n) for n in range(5)])
+        def post() -> None:
+            for n in range(5):
+                subject.on_next(n)
+
+        poster = threading.Thread(target=post)
         poster.start()
         poster.join()  # queued for the loop, not delivered yet
         subscription.dispose()
