@@ -6,9 +6,15 @@ that thread, so the reader stops reading and TCP pushes back on the server; the 
 loop never blocks: its side only takes what is there, or awaits a future that a
 producer resolves with ``call_soon_threadsafe``. Nothing is dropped.
 
-One exception: a value emitted *on the loop's own thread* (a synchronous source, or
-a session whose scheduler is that loop) cannot wait for the loop, so it is queued
-beyond ``maxsize``; blocking there would deadlock.
+Two exceptions, where waiting would be worse than queueing beyond ``maxsize``:
+
+* a value emitted *on the loop's own thread* (a synchronous source, or a session
+  whose scheduler is that loop) cannot wait for the loop: that would deadlock;
+* a value emitted by a ``ChatSession``'s actor (its mailbox's drain): that thread
+  serves every command and subscriber of the session, and a blocking method called
+  from the loop (``undo()``, ``reset()``, ``set_system()``) would wait for it while it
+  waited for the loop. The session's mailbox does not pause the reader, so its turns
+  are not slowed by a slow consumer (yet).
 
 The lock guards only the deque and flags; no user code runs while it is held.
 """
@@ -22,6 +28,8 @@ from typing import Any, Generic, TypeVar
 
 from reactivex import Observable
 from reactivex.disposable import SingleAssignmentDisposable
+
+from ._mailbox import on_a_drain_thread
 
 _T = TypeVar("_T")
 
@@ -63,7 +71,8 @@ class Channel(Generic[_T]):
 
     def on_next(self, value: _T) -> None:
         """Queue a value; on a thread other than the loop's, wait while the channel is full."""
-        self._put(NEXT, value, wait=threading.get_ident() != self._loop_thread)
+        wait = threading.get_ident() != self._loop_thread and not on_a_drain_thread()
+        self._put(NEXT, value, wait=wait)
 
     def on_error(self, error: Exception) -> None:
         """Queue the error (never waits)."""

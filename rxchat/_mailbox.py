@@ -26,9 +26,20 @@ from ._loop import thread_safe
 
 _T = TypeVar("_T")
 
-__all__ = ["Mailbox"]
+__all__ = ["Mailbox", "on_a_drain_thread"]
 
 log = logging.getLogger("rxchat")
+
+_here = threading.local()
+
+
+def on_a_drain_thread() -> bool:
+    """Whether the calling thread is handing on some mailbox's items (a session's actor).
+
+    Such a thread serves every command and subscriber of its session, so a consumer
+    must never make it wait (`rxchat.aio` queues instead).
+    """
+    return bool(getattr(_here, "draining", False))
 
 
 class Mailbox(Generic[_T]):
@@ -63,6 +74,13 @@ class Mailbox(Generic[_T]):
         self._scheduler.schedule(self._drain)
 
     def _drain(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        outer, _here.draining = getattr(_here, "draining", False), True
+        try:
+            self._drain_all()
+        finally:
+            _here.draining = outer
+
+    def _drain_all(self) -> None:
         self._drainer = threading.get_ident()
         while True:
             with self._lock:

@@ -61,7 +61,8 @@ def iterate(observable: Observable[_T], *, maxsize: int = 1024) -> ObservableIte
         observable: Any Observable; its values may arrive on any thread.
         maxsize: How many values may wait for the consumer; then the producing thread
             waits (the loop never does) and nothing is dropped. A value emitted on the
-            loop's own thread cannot wait, and is queued beyond this.
+            loop's own thread, or by a `ChatSession`'s thread (which serves the whole
+            session), never waits, and is queued beyond this.
 
     Returns:
         An async iterator that is also an async context manager.

@@ -445,6 +445,26 @@ def test_cancelling_an_awaited_turn_cancels_it(server: FakeServer, session: Chat
     assert session.messages[-1] == Message(content="abc", finish_reason="cancelled")
 
 
+def test_a_slow_consumer_never_stalls_the_session(
+    server: FakeServer, session: ChatSession
+) -> None:
+    server.enqueue(Reply.text("one two three four five six"))
+
+    async def main() -> list[str]:
+        got: list[str] = []
+        async for text in aio.iterate(session.ask("q").pipe(rxops.content()), maxsize=1):
+            got.append(text)
+            if len(got) == 1:
+                # The channel is full; the session's thread goes on all the same, so a
+                # blocking session method called from here returns.
+                await asyncio.sleep(0.1)
+                session.set_system("Be brief.")
+                assert session.messages[-1].content == "one two three four five six"
+        return got
+
+    assert "".join(run(main)) == "one two three four five six"
+
+
 def test_a_session_on_the_asyncio_loop_is_thread_safe(
     server: FakeServer, client: ChatClient
 ) -> None:
