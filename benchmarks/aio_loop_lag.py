@@ -4,7 +4,8 @@ Against a loopback FakeServer, `--streams` replies of `--deltas` deltas each are
 at once, with `async for` over `aio.stream(...)` and with
 `await create_stream_completion(...).pipe(final_message())`, while a probe sleeps 1 ms
 over and over and records how late each sleep woke (the loop's lag). Also measured:
-how long subscribing holds the loop (entering `async with aio.stream(...)`).
+how long subscribing holds the loop (entering `async with aio.stream(...)`), while the
+streams run and with one stream at a time.
 
     python benchmarks/aio_loop_lag.py [--streams 10] [--deltas 500] [--json out.json]
 
@@ -78,6 +79,17 @@ def run(streams: int, deltas: int, debug: bool = False) -> dict[str, Any]:
             results[name] = asyncio.run(_measure(streams, one), debug=debug)
         results["subscribe_ms_median"] = round(statistics.median(subscribe_ms), 3)
         results["subscribe_ms_max"] = round(max(subscribe_ms), 3)
+
+        async def one_at_a_time() -> list[float]:
+            subscribe_ms.clear()
+            for _ in range(streams):
+                await iterate()
+            return list(subscribe_ms)
+
+        server.enqueue(*[reply] * streams)
+        alone = asyncio.run(one_at_a_time(), debug=debug)
+        results["subscribe_alone_ms_median"] = round(statistics.median(alone), 3)
+        results["subscribe_alone_ms_max"] = round(max(alone), 3)
     return results
 
 
