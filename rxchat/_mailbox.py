@@ -22,11 +22,24 @@ from typing import Any, Generic, TypeVar
 
 from reactivex import abc
 
+from ._loop import thread_safe
+
 _T = TypeVar("_T")
 
-__all__ = ["Mailbox"]
+__all__ = ["Mailbox", "on_a_drain_thread"]
 
 log = logging.getLogger("rxchat")
+
+_here = threading.local()
+
+
+def on_a_drain_thread() -> bool:
+    """Whether the calling thread is handing on some mailbox's items (a session's actor).
+
+    Such a thread serves every command and subscriber of its session, so a consumer
+    must never make it wait (`rxchat.aio` queues instead).
+    """
+    return bool(getattr(_here, "draining", False))
 
 
 class Mailbox(Generic[_T]):
@@ -39,7 +52,8 @@ class Mailbox(Generic[_T]):
     """
 
     def __init__(self, scheduler: abc.SchedulerBase, handle: Callable[[_T], None]) -> None:
-        self._scheduler, self._handle = scheduler, handle
+        # Posts come from any thread: an asyncio scheduler must wake its loop safely.
+        self._scheduler, self._handle = thread_safe(scheduler), handle
         self._lock = threading.Lock()
         self._items: deque[_T] = deque()
         self._draining = False
@@ -60,6 +74,13 @@ class Mailbox(Generic[_T]):
         self._scheduler.schedule(self._drain)
 
     def _drain(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        outer, _here.draining = getattr(_here, "draining", False), True
+        try:
+            self._drain_all()
+        finally:
+            _here.draining = outer
+
+    def _drain_all(self) -> None:
         self._drainer = threading.get_ident()
         while True:
             with self._lock:

@@ -42,6 +42,7 @@ from ._commands import (
 )
 from ._context import TokenCounter, estimate_tokens, request_params
 from ._history import ChatState, SystemChanged, TurnUndone, last_turn_start
+from ._loop import on_subscriber_loop
 from ._models import ChatCompletionParams, Message
 from ._persist import SessionFile, read_session, write_session
 from ._replay import Replay
@@ -219,7 +220,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
             self._actor.post(Asked(ask))
             return Disposable(lambda: self._withdraw(ask))
 
-        return reactivex.create(subscribe)
+        return reactivex.create(subscribe).pipe(on_subscriber_loop())
 
     def send(self, text: AskValue) -> Observable[Message]:
         """Ask a turn now (hot) and return its deltas, replayed to every subscriber.
@@ -374,7 +375,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
     def _hot(self, message: Message | None) -> Observable[Message]:
         replay = Replay(self._actor.post)
         self._actor.post(Asked(Ask(message, replay)))
-        return replay.observable
+        return replay.observable.pipe(on_subscriber_loop())
 
     def _withdraw(self, ask: Ask) -> None:
         ask.stream.dispose()  # closes the socket now if the turn runs

@@ -41,6 +41,7 @@ from reactivex.scheduler import TimeoutScheduler
 from ._abort import AbortHandle
 from ._client import ChatClient
 from ._deltas import DeltaDecoder, completion_messages
+from ._loop import deliver_on_loop, loop_of
 from ._models import ChatCompletionParams, Message
 from ._retry import retry_delay
 from ._sse import ServerSentEvent, SSEDecoder
@@ -103,7 +104,8 @@ def create_stream_completion(
             virtual time, so retry timing can be asserted. Only this argument chooses:
             the scheduler a subscriber passes to ``subscribe`` (as ``await`` and some
             operators do) is not used, because the read blocks, and must not block an
-            event loop or the caller's thread.
+            event loop or the caller's thread. When that scheduler is an asyncio
+            scheduler, the values are handed to its loop thread-safely instead.
 
     Returns:
         A cold Observable of deltas. Disposing it aborts the request at once.
@@ -112,11 +114,14 @@ def create_stream_completion(
     def subscribe(
         observer: abc.ObserverBase[Message], scheduler_: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        # Not ``scheduler_``: a blocking read must never run on the subscriber's
-        # scheduler (an asyncio loop under ``await``, or the current thread).
-        reader = _Reader(params, client, observer, scheduler or _default_scheduler)
-        reader.start()
-        return Disposable(reader.dispose)
+        def start(target: abc.ObserverBase[Message]) -> abc.DisposableBase:
+            # Not ``scheduler_``: a blocking read must never run on the subscriber's
+            # scheduler (an asyncio loop under ``await``, or the current thread).
+            reader = _Reader(params, client, target, scheduler or _default_scheduler)
+            reader.start()
+            return Disposable(reader.dispose)
+
+        return deliver_on_loop(observer, loop_of(scheduler_), start)  # for ``await``
 
     return reactivex.create(subscribe)
 

@@ -24,6 +24,7 @@ from reactivex import Observable, abc, compose
 from reactivex import operators as ops
 from reactivex.scheduler import ImmediateScheduler
 
+from ._loop import loop_of, on_loop, on_subscriber_loop
 from ._models import FunctionCall, Message, ToolCall
 from ._toolcalls import tool_calls
 from .errors import APITimeoutError
@@ -60,7 +61,9 @@ def accumulate() -> Callable[[Observable[Message]], Observable[Message]]:
     Returns:
         An operator from deltas to accumulated messages.
     """
-    return compose(ops.scan(_fold_choice, _NO_CHOICES), ops.map(_changed_choice))
+    return compose(
+        on_subscriber_loop(), ops.scan(_fold_choice, _NO_CHOICES), ops.map(_changed_choice)
+    )
 
 
 def final_message() -> Callable[[Observable[Message]], Observable[Message]]:
@@ -80,7 +83,7 @@ def final_message() -> Callable[[Observable[Message]], Observable[Message]]:
     Returns:
         An operator from deltas to the final message (one per choice).
     """
-    return compose(ops.to_list(), ops.flat_map(_merge_choices))
+    return compose(on_subscriber_loop(), ops.to_list(), ops.flat_map(_merge_choices))
 
 
 def content() -> Callable[[Observable[Message]], Observable[str]]:
@@ -95,7 +98,7 @@ def content() -> Callable[[Observable[Message]], Observable[str]]:
     Returns:
         An operator from deltas to text fragments.
     """
-    return compose(ops.map(_content_of), ops.filter(bool))
+    return compose(on_subscriber_loop(), ops.map(_content_of), ops.filter(bool))
 
 
 def reasoning() -> Callable[[Observable[Message]], Observable[str]]:
@@ -110,7 +113,7 @@ def reasoning() -> Callable[[Observable[Message]], Observable[str]]:
     Returns:
         An operator from deltas to reasoning fragments.
     """
-    return compose(ops.map(_reasoning_of), ops.filter(bool))
+    return compose(on_subscriber_loop(), ops.map(_reasoning_of), ops.filter(bool))
 
 
 def idle_timeout(
@@ -133,7 +136,10 @@ def idle_timeout(
     Args:
         seconds: Longest silence allowed, from subscription and between values.
         scheduler: Where the timer runs; by default the subscriber's scheduler, else
-            a timer thread.
+            a timer thread. With an asyncio scheduler (given here, or to ``subscribe``
+            as ``await`` does) the values are handed to its loop before the timer
+            sees them, so the loop is never touched from another thread; subscribe
+            on the loop's thread then.
 
     Returns:
         An operator that passes values through until the source falls silent.
@@ -150,7 +156,12 @@ def idle_timeout(
 
     def operator(source: Observable[_T]) -> Observable[_T]:
         fallback: Observable[_T] = reactivex.defer(timed_out)
-        return source.pipe(ops.timeout(seconds, other=fallback, scheduler=scheduler))
+        # An asyncio timer is only ever touched on its loop's thread: the values are
+        # handed to that loop (the given scheduler's, else the subscriber's) first.
+        return source.pipe(
+            on_loop(loop_of(scheduler)),
+            ops.timeout(seconds, other=fallback, scheduler=scheduler),
+        )
 
     return operator
 

@@ -8,12 +8,13 @@ from types import ModuleType
 import pytest
 
 import rxchat
+import rxchat.aio
 import rxchat.errors
 import rxchat.operators
 import rxchat.stores
 import rxchat.testing
 
-MODULES = [rxchat, rxchat.errors, rxchat.operators, rxchat.stores, rxchat.testing]
+MODULES = [rxchat, rxchat.aio, rxchat.errors, rxchat.operators, rxchat.stores, rxchat.testing]
 PUBLIC = [
     (module, name)
     for module in MODULES
@@ -51,7 +52,7 @@ def test_operator_docstring_has_a_marble_diagram(name: str) -> None:
 
 def test_public_classes_document_their_methods() -> None:
     for cls in (rxchat.ChatClient, rxchat.ChatSession, rxchat.stores.SQLiteStore,
-                rxchat.stores.PostgresStore):
+                rxchat.stores.PostgresStore, rxchat.aio.ObservableIterator):
         for name, member in inspect.getmembers(cls):
             if name.startswith("_") or not callable(member):
                 continue

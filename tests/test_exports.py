@@ -8,11 +8,11 @@ import types
 import pytest
 
 import rxchat
-from rxchat import errors, operators, stores, testing
+from rxchat import aio, errors, operators, stores, testing
 
 
 @pytest.mark.parametrize(
-    "module", [rxchat, errors, operators, stores, testing], ids=lambda m: m.__name__
+    "module", [rxchat, aio, errors, operators, stores, testing], ids=lambda m: m.__name__
 )
 def test_all_is_exactly_the_public_names(module: types.ModuleType) -> None:
     declared = set(module.__all__)
@@ -72,6 +72,12 @@ def test_api_md_imports_of_the_session(name: str) -> None:
     if not hasattr(importlib.import_module("rxchat"), name):
         pytest.xfail(f"rxchat.{name} is not written yet")
     assert name in rxchat.__all__
+
+
+def test_api_md_imports_of_asyncio() -> None:
+    from rxchat import aio as imported
+
+    assert imported.__all__ == ["ObservableIterator", "complete", "iterate", "stream"]
 
 
 def test_private_modules_do_not_leak_requests() -> None:

@@ -96,11 +96,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write_parts(self, reply: Reply) -> None:
         chunked = reply.framing == "chunked"
-        for part in reply.parts:
+        last = len(reply.parts) - 1
+        for number, part in enumerate(reply.parts):
             if isinstance(part, bytes):
                 if not part:
                     continue
                 data = b"%x\r\n%s\r\n" % (len(part), part) if chunked else part
+                if chunked and number == last:  # the last chunk and the end go together,
+                    data += b"0\r\n\r\n"        # in one write, as servers usually send them
+                    chunked = False
                 self.wfile.write(data)
                 self.wfile.flush()
             elif part is STALL:
