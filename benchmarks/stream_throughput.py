@@ -41,6 +41,7 @@ import cProfile
 import http.client
 import io
 import json
+import os
 import platform
 import pstats
 import socket
@@ -52,12 +53,29 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import reactivex
-import requests
-from reactivex.scheduler import ImmediateScheduler
+if os.environ.get(NO_ORJSON := "RXCHAT_BENCH_NO_ORJSON"):
+    sys.modules["orjson"] = None  # type: ignore[assignment]  # rxchat: json.loads
 
-import rxchat
-from rxchat import ChatClient, ChatCompletionParams, Message, create_stream_completion
+import reactivex  # noqa: E402
+import requests  # noqa: E402
+from reactivex.scheduler import ImmediateScheduler  # noqa: E402
+
+import rxchat  # noqa: E402
+from rxchat import (  # noqa: E402
+    ChatClient,
+    ChatCompletionParams,
+    Message,
+    create_stream_completion,
+)
+from rxchat._json import FAST  # noqa: E402
+
+if FAST:
+    import orjson
+
+    PARSE: Callable[[bytes | str], Any] = orjson.loads
+else:
+    PARSE = json.loads
+"""The limit's JSON parser: the one rxchat uses (orjson when installed, else json)."""
 
 __all__ = [
     "BenchServer",
@@ -71,6 +89,9 @@ __all__ = [
 HOST = "127.0.0.1"
 FRAMINGS = ("chunked", "close")
 READ_SIZE = 65536
+WRITE_SIZE = 65536
+SHAPES = ("event", "64k")
+"""Server shapes: one HTTP chunk per event, or 64 KiB writes (see ``_writes``)."""
 PARAMS: ChatCompletionParams = {
     "model": "bench-model",
     "messages": [{"role": "user", "content": "Count."}],
@@ -121,6 +142,24 @@ def _frame(event: bytes, framing: str) -> bytes:
     return b"%x\r\n%s\r\n" % (len(event), event) if framing == "chunked" else event
 
 
+def _writes(events: Sequence[bytes], framing: str, shape: str) -> list[bytes]:
+    """The server's writes of one body: one per event shape, or 64 KiB pieces.
+
+    ``event``: one HTTP chunk per event (chunked), the whole body in one ``sendall``.
+    ``64k``: the body cut into 64 KiB pieces, each one HTTP chunk (chunked) and one
+    ``sendall``, as a proxy or a buffering server writes.
+    """
+    if shape == "event":
+        writes = [b"".join(_frame(e, framing) for e in events)]
+    else:
+        body = b"".join(events)
+        writes = [_frame(body[i : i + WRITE_SIZE], framing)
+                  for i in range(0, len(body), WRITE_SIZE)]
+    if framing == "chunked":
+        writes.append(b"0\r\n\r\n")
+    return writes
+
+
 def _head(framing: str) -> bytes:
     length = "Transfer-Encoding: chunked" if framing == "chunked" else "Connection: close"
     return (
@@ -136,9 +175,11 @@ class BenchServer:
     """A raw-socket HTTP/1.1 server on 127.0.0.1 that plays one SSE body per POST.
 
     The path picks the framing and the mode: ``/chunked/v1/chat/completions`` and
-    ``/close/v1/chat/completions`` send the pre-built body in one ``sendall``;
-    ``/latency-chunked/...`` and ``/latency-close/...`` send ``latency_events``
-    events ``gap`` seconds apart, each stamped with ``perf_counter_ns()``.
+    ``/close/v1/chat/completions`` send the pre-built body with one HTTP chunk per
+    event, in one ``sendall``; ``/64k-chunked/...`` and ``/64k-close/...`` send it in
+    64 KiB writes (one HTTP chunk each); ``/latency-chunked/...`` and
+    ``/latency-close/...`` send ``latency_events`` events ``gap`` seconds apart, each
+    stamped with ``perf_counter_ns()``.
 
     Args:
         events: The pre-built throughput stream (see :func:`build_events`).
@@ -147,8 +188,9 @@ class BenchServer:
     """
 
     def __init__(self, events: Sequence[bytes], latency_events: int, gap: float) -> None:
-        self._bodies = {f: b"".join(_frame(e, f) for e in events) for f in FRAMINGS}
-        self._bodies["chunked"] += b"0\r\n\r\n"
+        self._bodies = {
+            (shape, f): _writes(events, f, shape) for shape in SHAPES for f in FRAMINGS
+        }
         self._latency_events = latency_events
         self._gap = gap
         self._listener = socket.create_server((HOST, 0), backlog=1024)
@@ -177,15 +219,16 @@ class BenchServer:
                 if request is None:
                     return
                 mode = request.split(b" ", 2)[1].split(b"/")[1].decode()
-                framing = mode.removeprefix("latency-")
-                if framing not in FRAMINGS:
+                shape, _, framing = mode.rpartition("-")
+                if framing not in FRAMINGS or shape not in ("", "latency", *SHAPES):
                     conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                     continue
                 conn.sendall(_head(framing))
-                if mode.startswith("latency-"):
+                if shape == "latency":
                     self._send_paced(conn, framing)
                 else:
-                    conn.sendall(self._bodies[framing])
+                    for write in self._bodies[shape or "event", framing]:
+                        conn.sendall(write)
                 if framing == "close":
                     conn.shutdown(socket.SHUT_WR)
                     return
@@ -284,7 +327,7 @@ def _consume_payloads(payloads: Iterator[bytes | str], out: Consumed) -> None:
     for payload in payloads:
         if payload == b"[DONE]" or payload == "[DONE]":
             return
-        _content_of(json.loads(payload), out)
+        _content_of(PARSE(payload), out)
 
 
 def consume_raw(base_url: str) -> Consumed:

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rxchat import Message
-from rxchat._deltas import DeltaDecoder, _message
+from rxchat._deltas import DeltaDecoder
+from rxchat._messages import message as _message
 from rxchat._models import ToolCall
 from rxchat._sse import ServerSentEvent
 
