@@ -56,18 +56,18 @@ from typing import Any, TextIO
 if os.environ.get(NO_ORJSON := "RXCHAT_BENCH_NO_ORJSON"):
     sys.modules["orjson"] = None  # type: ignore[assignment]  # rxchat: json.loads
 
-import reactivex  # noqa: E402
-import requests  # noqa: E402
-from reactivex.scheduler import ImmediateScheduler  # noqa: E402
+import reactivex
+import requests
+from reactivex.scheduler import ImmediateScheduler
 
-import rxchat  # noqa: E402
-from rxchat import (  # noqa: E402
+import rxchat
+from rxchat import (
     ChatClient,
     ChatCompletionParams,
     Message,
     create_stream_completion,
 )
-from rxchat._json import FAST  # noqa: E402
+from rxchat._json import FAST
 
 if FAST:
     import orjson

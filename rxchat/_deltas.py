@@ -103,18 +103,23 @@ class DeltaDecoder:
         """
         try:
             chunk = _loads_unchecked(data)
-        except ValueError:
+        except ValueError:  # orjson refused it: decode_data decides
             return None
-        if type(chunk) is not dict or chunk.get("usage") is not None or chunk.get("error"):
+        try:
+            (choice,) = chunk["choices"]
+            delta = choice["delta"]
+        except (TypeError, KeyError, ValueError):  # not one choice with a delta
             return None
-        choices = chunk.get("choices")
-        if type(choices) is not list or len(choices) != 1:
+        # JSON: choice["delta"] worked, so chunk and choice are dicts.
+        if (
+            type(delta) is not dict
+            or choice.get("finish_reason") is not None
+            or chunk.get("usage") is not None
+            or chunk.get("error")
+        ):
             return None
-        choice = choices[0]
-        if type(choice) is not dict or choice.get("finish_reason") is not None:
-            return None
-        delta, index = choice.get("delta"), choice.get("index", 0)
-        if type(delta) is not dict or type(index) is not int or index not in self._open_choices:
+        index = choice.get("index", 0)
+        if type(index) is not int or index not in self._open_choices:
             return None
         get = delta.get
         if len(delta) == 1:

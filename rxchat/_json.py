@@ -37,13 +37,7 @@ def _orjson_loads() -> tuple[Callable[[str], Any], Callable[[str], Any]] | None:
         except Exception:  # orjson refused it: json.loads decides, value or error
             return slow(text)
 
-    def loads_unchecked(text: str) -> Any:
-        try:
-            return fast(text)
-        except Exception:
-            return slow(text)
-
-    return loads, loads_unchecked
+    return loads, fast
 
 
 _fast = _orjson_loads()
@@ -54,7 +48,9 @@ loads: Callable[[str], Any] = _fast[0] if _fast else json.loads
 """Parse one JSON document: the value :func:`json.loads` gives, or its ``ValueError``."""
 
 loads_unchecked: Callable[[str], Any] = _fast[1] if _fast else json.loads
-"""``loads`` without the long-number check, twice as fast with orjson: the same value
-or ``ValueError``, except that an integer beyond 64 bits may come back as a float. Only
-for callers that use no number from the result but ones they check are ``int`` (the
-common delta in ``_deltas.py``); anything else goes through ``loads``."""
+"""orjson itself when installed (else ``json.loads``), twice as fast as ``loads``: the
+value ``json.loads`` gives, except that an integer beyond 64 bits may come back as a
+float, or a ``ValueError`` where ``json.loads`` may accept the text (``NaN``, lone
+surrogates, deep nesting). Only for a caller that leaves anything refused to ``loads``
+and uses no number of the result but ones it checks are ``int`` (the common delta in
+``_deltas.py``)."""
