@@ -13,7 +13,9 @@ arrived in one call, for the two framings where ``http.client`` adds nothing but
 
 Either way a read waits in the socket file's own buffer (``peek``) before taking what
 arrived: ``read1(65536)`` on an empty buffer allocates its 64 KiB before blocking, 32 MB
-across 500 idle streams.
+across 500 idle streams. Only when that wait filled the buffer (bytes arrive faster
+than they are read) does the next read take up to the full size at once, so that a
+fast stream is not read 8 KiB at a time.
 
 This touches private attributes of ``urllib3`` and ``http.client``, so
 :func:`iter_bulk` checks every one it relies on and returns None whenever anything is
@@ -25,6 +27,7 @@ body the connection is handed back to the pool exactly as urllib3 does it.
 from __future__ import annotations
 
 import http.client
+import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -80,10 +83,19 @@ def bulk_reader(raw: Any) -> Callable[[int], bytes] | None:
     if buffered is None or len(buffered) or not callable(peek) or not callable(read1):
         return None
 
+    streaming = False
+
     def read(size: int) -> bytes:
         # Wait in the socket file's own buffer: read1(size) on an empty buffer would
-        # allocate ``size`` bytes before blocking.
+        # allocate ``size`` bytes before blocking. But when the last wait filled that
+        # buffer, bytes are arriving faster than they are read: take up to ``size``.
+        nonlocal streaming
+        if streaming:
+            data = read1(size)
+            streaming = len(data) > io.DEFAULT_BUFFER_SIZE
+            return data
         available = len(peek(1))
+        streaming = available >= io.DEFAULT_BUFFER_SIZE
         return read1(min(available, size)) if available else b""
 
     return read

@@ -121,11 +121,11 @@ class DeltaDecoder:
         index = choice.get("index", 0)
         if type(index) is not int or index not in self._open_choices:
             return None
-        get = delta.get
         if len(delta) == 1:
-            content = get("content")
+            content = delta.get("content")
             if type(content) is str:
                 return _message("assistant", content, None, None, (), None, None, index)
+        get = delta.get
         if get("tool_calls") is None and _STR_OR_NONE.issuperset(
             map(type, (get("role"), get("content"), get("reasoning_content"),
                        get("reasoning"), get("name"), get("tool_call_id")))

@@ -62,19 +62,22 @@ class Emitter:
         deltas = DeltaDecoder()
         common = deltas.common_delta
         on_next = self._observer.on_next
+        emitted = self._emitted
         for chunk in chunks:
             for event in sse.feed_data(chunk):
                 if self._stopped:
                     return
                 if type(event) is str and (message := common(event)) is not None:
-                    if not self._emitted:
+                    if not emitted:
                         self._first_delta()
+                        emitted = True
                     try:
                         on_next(message)
                     except Exception as exc:
                         raise ObserverError(exc) from exc
                     continue
                 self._emit_event(deltas, event)
+                emitted = self._emitted
                 if deltas.done or self._stopped:
                     return
             if self._stopped:
