@@ -91,7 +91,7 @@ def bulk_reader(raw: Any) -> Callable[[int], bytes] | None:
         # buffer, bytes are arriving faster than they are read: take up to ``size``.
         nonlocal streaming
         if streaming:
-            data = read1(size)
+            data: bytes = read1(size)
             streaming = len(data) > io.DEFAULT_BUFFER_SIZE
             return data
         available = len(peek(1))
@@ -117,7 +117,7 @@ def iter_dechunked(raw: Any, read1: Callable[[int], bytes], size: int) -> Iterat
     decoder = ChunkedDecoder()
     try:
         while not decoder.finished:
-            data = read1(size)
+            data: bytes = read1(size)
             if not data:
                 decoder.end()
                 break
