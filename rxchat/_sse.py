@@ -26,9 +26,9 @@ carries this decoder instead; ``tests/test_sse.py`` shows the differences.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, cast
 
+from ._sse_event import ServerSentEvent, new_event, plain_datas
 from .errors import StreamError
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "ServerSentEvent"]
@@ -38,46 +38,6 @@ DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = "\ufeff"
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
-    """One dispatched event: its type, data (lines joined by ``\\n``), id and retry."""
-
-    event: str = "message"
-    data: str = ""
-    id: str | None = None
-    retry: int | None = None
-
-
-_set_type, _set_data, _set_id, _set_retry = (
-    ServerSentEvent.__dict__[name].__set__ for name in ("event", "data", "id", "retry")
-)
-
-
-def _new_event(data: str, last_id: str | None, retry: int | None) -> ServerSentEvent:
-    """``ServerSentEvent("message", data, last_id, retry)``, twice as fast (one per
-    event): the slots are written through their descriptors, bypassing the frozen
-    dataclass ``__init__``; the value is the same."""
-    event: ServerSentEvent = object.__new__(ServerSentEvent)
-    _set_type(event, "message")
-    _set_data(event, data)
-    _set_id(event, last_id)
-    _set_retry(event, retry)
-    return event
-
-
-def _plain_datas(blocks: bytes) -> list[str] | None:
-    """The data of each event in ``blocks`` (whole ``\\n``-only events), if every one
-    is a single ``data: `` line of UTF-8; else None."""
-    if blocks[:6] != b"data: ":
-        return None
-    try:
-        text = blocks.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    datas = text[6:-2].split("\n\ndata: ")
-    return None if "\n" in "".join(datas) else datas  # no event has a second line
 
 
 class SSEDecoder:
@@ -124,9 +84,8 @@ class SSEDecoder:
     def feed_data(self, chunk: bytes) -> list[ServerSentEvent | str]:
         """Like :meth:`feed`, but a plain event comes as its data alone (a ``str``).
 
-        A plain event is a single ``data: `` line and a blank line, the shape of nearly
-        every event of a chat stream: its type is ``message`` and its id and retry are
-        the decoder's current ones, so nothing is lost by not building the event.
+        A plain event (one ``data: `` line, then a blank line: nearly every event of a
+        chat stream) is a ``message`` with the decoder's current id and retry.
 
         Args:
             chunk: Any number of bytes, split anywhere.
@@ -228,13 +187,13 @@ class SSEDecoder:
             if chunk:
                 self._feed_lines(chunk, events)
             return
-        datas = _plain_datas(chunk[:cut]) if cut <= self._max else None
+        datas = plain_datas(chunk[:cut]) if cut <= self._max else None
         if datas is not None:
             if plain:
                 events += datas
             else:
                 last_id, retry = self._last_id, self._retry
-                events += [_new_event(data, last_id, retry) for data in datas]
+                events += [new_event(data, last_id, retry) for data in datas]
         else:
             for block in chunk[: cut - 2].split(b"\n\n"):
                 self._feed_block(block, events, plain)
@@ -249,7 +208,7 @@ class SSEDecoder:
             except UnicodeDecodeError:
                 pass  # the general path below raises the StreamError
             else:
-                events.append(data if plain else _new_event(data, self._last_id, self._retry))
+                events.append(data if plain else new_event(data, self._last_id, self._retry))
                 return
         for line in block.split(b"\n"):
             event = self._process_line(line)
