@@ -39,6 +39,22 @@ def _pair(spec: str, a: tuple[str, ...], b: tuple[str, ...]) -> Callable[[dict[s
     return cell
 
 
+def _scale_rows(key: str, title: str) -> list[Row]:
+    return [
+        (f"{title}: completed / errors", "all",
+         _pair("d", (key, "completed"), (key, "errors"))),
+        ("    wall / ideal", "<= 1.5x", _fmt(".2f", key, "vs_ideal")),
+        ("    subscribing all (s) / streaming (s)", "",
+         _pair(".2f", (key, "subscribe_s"), (key, "streaming_s"))),
+        ("    peak threads / peak RSS (MB)", "",
+         _pair(".0f", (key, "peak_threads"), (key, "peak_rss_mb"))),
+        ("    write -> on_next p50 / p99 (ms)", "",
+         _pair(".1f", (key, "latency_ms", "p50"), (key, "latency_ms", "p99"))),
+        ("    client CPU user / sys (s)", "",
+         _pair(".1f", (key, "cpu_user_s"), (key, "cpu_sys_s"))),
+    ]
+
+
 def _rows() -> list[Row]:
     rows: list[Row] = []
     for mode in st.MODES:
@@ -65,16 +81,8 @@ def _rows() -> list[Row]:
          _pair("d", ("concurrency", "completed"), ("concurrency", "errors"))),
         ("    wall (s)", "", _fmt(".2f", "concurrency", "wall_s")),
         ("    peak threads", "", _fmt("d", "concurrency", "peak_threads")),
-        ("4 2,000 x 1 s streams: completed / errors", "all",
-         _pair("d", ("scale", "completed"), ("scale", "errors"))),
-        ("    wall / ideal", "<= 1.5x", _fmt(".2f", "scale", "vs_ideal")),
-        ("    subscribing all (s)", "", _fmt(".2f", "scale", "subscribe_s")),
-        ("    peak threads", "", _fmt("d", "scale", "peak_threads")),
-        ("    peak RSS (MB)", "", _fmt(".0f", "scale", "peak_rss_mb")),
-        ("    write -> on_next p50 / p99 (ms)", "",
-         _pair(".1f", ("scale", "latency_ms", "p50"), ("scale", "latency_ms", "p99"))),
-        ("    client CPU user / sys (s)", "",
-         _pair(".1f", ("scale", "cpu_user_s"), ("scale", "cpu_sys_s"))),
+        *_scale_rows("scale", "4 2,000 x 1 s streams, as they come"),
+        *_scale_rows("scale_together", "4 the same, all open before the first delta"),
         ("5 session us/delta, 1k / 100k deltas", "flat",
          _pair(".1f", ("session", "us_per_delta", "1000"),
                ("session", "us_per_delta", "100000"))),
@@ -115,8 +123,8 @@ def print_table(results: dict[str, Any], before: dict[str, Any] | None, out: Tex
     for key in ("tls_turns",):
         if isinstance(results.get(key), str):
             print(f"\n{key}: skipped, {results[key]}", file=out)
-    header = f"{'item':<46} {'target':<9} {'before':>17} {'after':>17}"
+    header = f"{'item':<52} {'target':<9} {'before':>15} {'after':>15}"
     print(f"\n{header}\n{'-' * len(header)}", file=out)
     for label, target, cell in _rows():
         old = cell(before) if before is not None else "-"
-        print(f"{label:<46} {target:<9} {old:>17} {cell(results):>17}", file=out)
+        print(f"{label:<52} {target:<9} {old:>15} {cell(results):>15}", file=out)

@@ -5,7 +5,7 @@
    (in a child process that cannot import it) without: ``stream_throughput.py``.
 2. Latency p50/p99: ``stream_throughput.py``. 3. Cancellation: ``scenarios.py``.
 4. Concurrency: 500 streams (``scenarios.py``) and 2,000 streams against an asyncio
-   server in its own process (``scale.py``).
+   server in its own process, as they come and all held open together (``scale.py``).
 5. Session cost: ``session_overhead.py``. 6. First token per session turn over TLS,
    kept vs new connection: ``tls_turns.py`` (needs ``trustme``).
 7. Memory: 500 idle streams, a 1 MB reply, a 1,000-turn session: ``scenarios.py``,
@@ -227,6 +227,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout) -> int:
     results.update(run_children(size))
     streams, events, gap = size["scale"]
     results["scale"] = scale.run(streams, events, gap)
+    results["scale_together"] = scale.run(streams, events, gap, together=True)
     results["session"] = run_session(size)
     results["tls_turns"] = run_tls(size)
     results["config"] = {"chunks": size["chunks"], "rounds": size["rounds"],

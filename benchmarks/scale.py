@@ -39,50 +39,53 @@ HERE = os.path.abspath(__file__)
 
 # --------------------------------------------------------------------------- server
 
+_TAIL_EVENTS = (b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+                b"data: [DONE]\n\n")
+TAIL = b"%x\r\n%s\r\n0\r\n\r\n" % (len(_TAIL_EVENTS), _TAIL_EVENTS)
+
 
 class _Ticker:
     """All open streams, each sent its next event on every tick of one timer."""
 
-    def __init__(self, events: int, gap: float) -> None:
+    def __init__(self, events: int, gap: float, together: int) -> None:
         self.events = events
         self.gap = gap
-        self.streams: dict[asyncio.StreamWriter, int] = {}  # writer -> events sent
+        self.together = together  # wait for this many streams before the first tick
+        self.streams: dict[asyncio.StreamWriter, list[Any]] = {}  # -> [sent, ended]
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self.streams:
+            while len(self.streams) < max(1, self.together):
                 self.wake.clear()
                 await self.wake.wait()
+            self.together = 0
             start = loop.time()
             await asyncio.sleep(self.gap - (start % self.gap))
             self._tick()
 
     def _tick(self) -> None:
         ended = []
-        for writer, sent in self.streams.items():
+        for writer, state in self.streams.items():
             if writer.is_closing():
                 ended.append(writer)
-                continue
-            if sent < self.events:
+            elif state[0] < self.events:
                 payload = (
                     b'data: {"choices":[{"index":0,"delta":{"content":"%d"},'
                     b'"finish_reason":null}]}\n\n' % time.monotonic_ns()
                 )
                 writer.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-                self.streams[writer] = sent + 1
+                state[0] += 1
             else:
-                tail = (b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
-                        b"\n\ndata: [DONE]\n\n")
-                writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(tail), tail))
+                writer.write(TAIL)
                 ended.append(writer)
         for writer in ended:
-            del self.streams[writer]
+            self.streams.pop(writer)[1].set()
 
 
-async def _serve(events: int, gap: float) -> None:
-    ticker = _Ticker(events, gap)
+async def _serve(events: int, gap: float, together: int) -> None:
+    ticker = _Ticker(events, gap, together)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -96,14 +99,15 @@ async def _serve(events: int, gap: float) -> None:
                 await reader.readexactly(length)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                              b"Transfer-Encoding: chunked\r\n\r\n")
-                ticker.streams[writer] = 0
+                ended = asyncio.Event()
+                ticker.streams[writer] = [0, ended]
                 ticker.wake.set()
-                while writer in ticker.streams:  # the ticker sends the body
-                    await asyncio.sleep(gap)
+                await ended.wait()  # the ticker sends the body
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            ticker.streams.pop(writer, None)
+            if writer in ticker.streams:
+                ticker.streams.pop(writer)[1].set()
             writer.close()
 
     server = await asyncio.start_server(handle, HOST, 0, backlog=4096)
@@ -119,10 +123,10 @@ async def _serve(events: int, gap: float) -> None:
     print(json.dumps(_cpu()), flush=True)  # what serving cost, for the report
 
 
-def serve(events: int, gap: float) -> None:
+def serve(events: int, gap: float, together: int) -> None:
     """Run the server until stdin is closed (the server child's entry point)."""
     _raise_file_limit(4096 * 2)
-    asyncio.run(_serve(events, gap))
+    asyncio.run(_serve(events, gap, together))
 
 
 # --------------------------------------------------------------------------- client
@@ -164,6 +168,7 @@ def client(url: str, streams: int, events: int) -> dict[str, Any]:
     chat = ChatClient(url, "x", max_retries=0, timeout=(60, 60))
     chat.session.trust_env = False
     latencies: list[float] = []
+    first_at: list[float] = []
     counts = [0] * streams
     errors: list[str] = []
     finished = threading.Semaphore(0)
@@ -180,6 +185,8 @@ def client(url: str, streams: int, events: int) -> dict[str, Any]:
             if message.content:
                 latencies.append((now - int(message.content)) / 1e6)
                 counts[i] += 1
+                if not first_at:
+                    first_at.append(time.perf_counter())
 
         def on_end(error: Exception | None = None) -> None:
             if error is not None:
@@ -196,13 +203,17 @@ def client(url: str, streams: int, events: int) -> dict[str, Any]:
     subscribed = time.perf_counter() - started
     ended = all(finished.acquire(timeout=120) for _ in range(streams))
     wall = time.perf_counter() - started
+    if first_at:
+        first_at[0] = wall + started - first_at[0]  # first delta -> last completion
     sampling.set()
     chat.close()
     return {
         "streams": streams, "events": events, "all_ended": ended,
         "completed": sum(c == events for c in counts), "errors": len(errors),
         "first_error": errors[0] if errors else None, "wall_s": wall,
-        "subscribe_s": subscribed, "peak_threads": peak[0], "peak_rss_mb": _peak_rss_mb(),
+        "subscribe_s": subscribed,
+        "streaming_s": first_at[0] if first_at else None,
+        "peak_threads": peak[0], "peak_rss_mb": _peak_rss_mb(),
         "latency_ms": {"p50": _percentile(latencies, 0.5), "p99": _percentile(latencies, 0.99),
                        "max": max(latencies, default=0.0)},
         "open_file_limit": limit, **_cpu(),
@@ -212,14 +223,23 @@ def client(url: str, streams: int, events: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- driver
 
 
-def run(streams: int = 2000, events: int = 50, gap: float = 0.02) -> dict[str, Any]:
+def run(
+    streams: int = 2000, events: int = 50, gap: float = 0.02, *, together: bool = False
+) -> dict[str, Any]:
     """Start the server child, run the client child against it, stop the server.
+
+    Args:
+        streams: Subscriptions at once.
+        events: Deltas per stream.
+        gap: Seconds between deltas.
+        together: The server holds the first delta until every stream has connected,
+            so that all are open at once; ``streaming_s`` then times the streaming alone.
 
     Returns:
         The client's figures plus ``ideal_s`` and ``vs_ideal`` (wall time / ideal).
     """
     server = subprocess.Popen(
-        [sys.executable, HERE, "server", str(events), str(gap)],
+        [sys.executable, HERE, "server", str(events), str(gap), str(streams if together else 0)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -243,18 +263,22 @@ def run(streams: int = 2000, events: int = 50, gap: float = 0.02) -> dict[str, A
     result["server"] = json.loads(lines[-1]) if lines else None
     result["ideal_s"] = events * gap
     result["vs_ideal"] = result["wall_s"] / result["ideal_s"]
+    result["together"] = together
     return result
 
 
 def main(argv: list[str]) -> int:
-    """``server EVENTS GAP``, ``client URL STREAMS EVENTS`` or ``run [STREAMS]``."""
+    """``server EVENTS GAP TOGETHER``, ``client URL STREAMS EVENTS`` or
+    ``run [STREAMS] [--together]``."""
     kind, *rest = argv or ["run"]
     if kind == "server":
-        serve(int(rest[0]), float(rest[1]))
+        serve(int(rest[0]), float(rest[1]), int(rest[2]))
     elif kind == "client":
         print(json.dumps(client(rest[0], int(rest[1]), int(rest[2]))))
     else:
-        print(json.dumps(run(int(rest[0]) if rest else 2000), indent=2))
+        together = "--together" in rest
+        counts = [int(r) for r in rest if r.isdigit()]
+        print(json.dumps(run(counts[0] if counts else 2000, together=together), indent=2))
     return 0
 
 

@@ -117,9 +117,11 @@ def test_run_all_quick_measures_every_item(tmp_path: Path) -> None:
         assert results["cancel"][framing]["thread_ms_max"] >= 0
     concurrency = results["concurrency"]
     assert concurrency["completed"] == concurrency["streams"] and concurrency["errors"] == 0
-    scale = results["scale"]
-    assert scale["completed"] == scale["streams"] and scale["errors"] == 0
-    assert scale["peak_threads"] > 1 and scale["latency_ms"]["p99"] > 0
+    for key in ("scale", "scale_together"):
+        scale = results[key]
+        assert scale["completed"] == scale["streams"] and scale["errors"] == 0
+        assert scale["peak_threads"] > 1 and scale["latency_ms"]["p99"] > 0
+    assert results["scale_together"]["peak_threads"] > results["scale"]["streams"]
     assert len(results["session"]["us_per_delta"]) == 2
     memory = results["memory"]
     assert set(memory) == {"content", "final_message", "idle", "session"}
