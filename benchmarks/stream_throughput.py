@@ -41,6 +41,7 @@ import cProfile
 import http.client
 import io
 import json
+import os
 import platform
 import pstats
 import socket
@@ -52,12 +53,30 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+if os.environ.get(NO_ORJSON := "RXCHAT_BENCH_NO_ORJSON"):
+    sys.modules["orjson"] = None  # type: ignore[assignment]  # rxchat: json.loads
+
 import reactivex
 import requests
 from reactivex.scheduler import ImmediateScheduler
 
 import rxchat
-from rxchat import ChatClient, ChatCompletionParams, Message, create_stream_completion
+from rxchat import (
+    ChatClient,
+    ChatCompletionParams,
+    Message,
+    create_stream_completion,
+)
+from rxchat._json import FAST
+
+if FAST:
+    import orjson
+
+    PARSE: Callable[[bytes | str], Any] = orjson.loads
+else:
+    PARSE = json.loads
+"""The limit's JSON parser: the one rxchat uses (orjson when installed, else json)."""
+JSON_NAME = "orjson" if FAST else "json (stdlib)"
 
 __all__ = [
     "BenchServer",
@@ -70,7 +89,12 @@ __all__ = [
 
 HOST = "127.0.0.1"
 FRAMINGS = ("chunked", "close")
+MODES = ("chunked", "close", "64k-chunked", "64k-close")
+"""Throughput modes: each framing with one HTTP chunk per event, and with 64 KiB writes."""
 READ_SIZE = 65536
+WRITE_SIZE = 65536
+SHAPES = ("event", "64k")
+"""Server shapes: one HTTP chunk per event, or 64 KiB writes (see ``_writes``)."""
 PARAMS: ChatCompletionParams = {
     "model": "bench-model",
     "messages": [{"role": "user", "content": "Count."}],
@@ -121,6 +145,24 @@ def _frame(event: bytes, framing: str) -> bytes:
     return b"%x\r\n%s\r\n" % (len(event), event) if framing == "chunked" else event
 
 
+def _writes(events: Sequence[bytes], framing: str, shape: str) -> list[bytes]:
+    """The server's writes of one body: one per event shape, or 64 KiB pieces.
+
+    ``event``: one HTTP chunk per event (chunked), the whole body in one ``sendall``.
+    ``64k``: the body cut into 64 KiB pieces, each one HTTP chunk (chunked) and one
+    ``sendall``, as a proxy or a buffering server writes.
+    """
+    if shape == "event":
+        writes = [b"".join(_frame(e, framing) for e in events)]
+    else:
+        body = b"".join(events)
+        writes = [_frame(body[i : i + WRITE_SIZE], framing)
+                  for i in range(0, len(body), WRITE_SIZE)]
+    if framing == "chunked":
+        writes.append(b"0\r\n\r\n")
+    return writes
+
+
 def _head(framing: str) -> bytes:
     length = "Transfer-Encoding: chunked" if framing == "chunked" else "Connection: close"
     return (
@@ -136,9 +178,11 @@ class BenchServer:
     """A raw-socket HTTP/1.1 server on 127.0.0.1 that plays one SSE body per POST.
 
     The path picks the framing and the mode: ``/chunked/v1/chat/completions`` and
-    ``/close/v1/chat/completions`` send the pre-built body in one ``sendall``;
-    ``/latency-chunked/...`` and ``/latency-close/...`` send ``latency_events``
-    events ``gap`` seconds apart, each stamped with ``perf_counter_ns()``.
+    ``/close/v1/chat/completions`` send the pre-built body with one HTTP chunk per
+    event, in one ``sendall``; ``/64k-chunked/...`` and ``/64k-close/...`` send it in
+    64 KiB writes (one HTTP chunk each); ``/latency-chunked/...`` and
+    ``/latency-close/...`` send ``latency_events`` events ``gap`` seconds apart, each
+    stamped with ``perf_counter_ns()``.
 
     Args:
         events: The pre-built throughput stream (see :func:`build_events`).
@@ -147,8 +191,9 @@ class BenchServer:
     """
 
     def __init__(self, events: Sequence[bytes], latency_events: int, gap: float) -> None:
-        self._bodies = {f: b"".join(_frame(e, f) for e in events) for f in FRAMINGS}
-        self._bodies["chunked"] += b"0\r\n\r\n"
+        self._bodies = {
+            (shape, f): _writes(events, f, shape) for shape in SHAPES for f in FRAMINGS
+        }
         self._latency_events = latency_events
         self._gap = gap
         self._listener = socket.create_server((HOST, 0), backlog=1024)
@@ -177,15 +222,16 @@ class BenchServer:
                 if request is None:
                     return
                 mode = request.split(b" ", 2)[1].split(b"/")[1].decode()
-                framing = mode.removeprefix("latency-")
-                if framing not in FRAMINGS:
+                shape, _, framing = mode.rpartition("-")
+                if framing not in FRAMINGS or shape not in ("", "latency", *SHAPES):
                     conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                     continue
                 conn.sendall(_head(framing))
-                if mode.startswith("latency-"):
+                if shape == "latency":
                     self._send_paced(conn, framing)
                 else:
-                    conn.sendall(self._bodies[framing])
+                    for write in self._bodies[shape or "event", framing]:
+                        conn.sendall(write)
                 if framing == "close":
                     conn.shutdown(socket.SHUT_WR)
                     return
@@ -284,7 +330,7 @@ def _consume_payloads(payloads: Iterator[bytes | str], out: Consumed) -> None:
     for payload in payloads:
         if payload == b"[DONE]" or payload == "[DONE]":
             return
-        _content_of(json.loads(payload), out)
+        _content_of(PARSE(payload), out)
 
 
 def consume_raw(base_url: str) -> Consumed:
@@ -474,17 +520,18 @@ def run_throughput(
     rounds: int,
     expected: tuple[int, str],
     log: TextIO,
+    modes: Sequence[str] = MODES,
 ) -> dict[str, dict[str, list[float]]]:
-    """Time every consumer on every framing, ``rounds`` interleaved rounds.
+    """Time every consumer on every mode (shape and framing), ``rounds`` interleaved rounds.
 
     Returns:
-        ``{framing: {consumer: [deltas/s per round]}}``.
+        ``{mode: {consumer: [deltas/s per round]}}``.
 
     Raises:
         RuntimeError: A consumer got other deltas or content than the server sent.
     """
-    rates: dict[str, dict[str, list[float]]] = {f: {n: [] for n in names} for f in FRAMINGS}
-    jobs = [(f, n) for f in FRAMINGS for n in names]
+    rates: dict[str, dict[str, list[float]]] = {m: {n: [] for n in names} for m in modes}
+    jobs = [(m, n) for m in modes for n in names]
     for round_ in range(rounds):
         shift = round_ % len(jobs)
         for framing, name in jobs[shift:] + jobs[:shift]:
@@ -581,7 +628,7 @@ def print_report(summary: dict[str, Any], chunks: int, rounds: int, out: TextIO)
         "(ratios: median of per-round ratios)",
         file=out,
     )
-    header = f"{'framing':<8} {'consumer':<11} {'deltas/s':>10} {'vs raw':>7} {'vs openai':>9}"
+    header = f"{'mode':<11} {'consumer':<11} {'deltas/s':>10} {'vs raw':>7} {'vs openai':>9}"
     print(header, file=out)
     print("-" * len(header), file=out)
     for framing, rows in summary["throughput"].items():
@@ -591,7 +638,7 @@ def print_report(summary: dict[str, Any], chunks: int, rounds: int, out: TextIO)
             if name == "openai":
                 vs_openai = "1.00x"
             print(
-                f"{framing:<8} {name:<11} {row['median']:>10,.0f} {vs_raw:>7} {vs_openai:>9}",
+                f"{framing:<11} {name:<11} {row['median']:>10,.0f} {vs_raw:>7} {vs_openai:>9}",
                 file=out,
             )
     if summary["latency"]:
@@ -617,6 +664,8 @@ _BUCKETS = (
     ("<string>", "dataclass __init__ (Message, ServerSentEvent)"),
     ("_models.py", "rxchat models"),
     ("_stream.py", "rxchat reader loop (_emit_event, _next)"),
+    ("_readloop.py", "rxchat reader loop (_emit_event, _next)"),
+    ("_messages.py", "rxchat models"),
     ("reactivex", "Rx observer chain (AutoDetachObserver)"),
     ("benchmarks", "subscriber on_next (benchmark)"),
     ("_transport.py", "transport: urllib3 read1 (+ rxchat iter_bytes)"),
@@ -658,7 +707,7 @@ def _layers(profiler: cProfile.Profile, deltas: int) -> dict[str, float]:
 
 
 def profile_rxchat(server: BenchServer, chunks: int, out: TextIO) -> dict[str, float]:
-    """cProfile one rxchat stream (reader on this thread), grouped by layer.
+    """cProfile one rxchat stream in 64 KiB writes (reader on this thread), by layer.
 
     Returns:
         ``{layer: microseconds of own time per delta}`` (cProfile inflates small
@@ -666,7 +715,7 @@ def profile_rxchat(server: BenchServer, chunks: int, out: TextIO) -> dict[str, f
     """
     profiler = cProfile.Profile()
     profiler.enable()
-    consume_rxchat(server.base_url("chunked"), scheduler=ImmediateScheduler())
+    consume_rxchat(server.base_url("64k-chunked"), scheduler=ImmediateScheduler())
     profiler.disable()
     layers = _layers(profiler, chunks)
     stats = pstats.Stats(profiler)
@@ -691,6 +740,7 @@ def time_stages(events: Sequence[bytes], repeat: int, out: TextIO) -> dict[str, 
         ``{stage: microseconds per delta}`` (best of ``repeat``).
     """
     from rxchat._deltas import DeltaDecoder
+    from rxchat._messages import message as build
     from rxchat._sse import SSEDecoder
 
     body = b"".join(events)
@@ -703,23 +753,25 @@ def time_stages(events: Sequence[bytes], repeat: int, out: TextIO) -> dict[str, 
     def sse() -> None:
         decoder = SSEDecoder()
         for p in pieces:
-            decoder.feed(p)
+            decoder.feed_data(p)
 
     def loads() -> None:
         for d in datas:
-            json.loads(d)
+            PARSE(d)
 
     def deltas() -> None:
         decoder = DeltaDecoder()
-        for e in sse_events:
-            decoder.decode(e)
+        common = decoder.common_delta
+        for d in datas:
+            if common(d) is None:
+                decoder.decode_data(d)
 
     parsed = [json.loads(d) for d in datas]
     deltas_only = [c["choices"][0]["delta"] for c in parsed]
 
     def messages() -> None:
         for d in deltas_only:
-            Message(d.get("role") or "assistant", d.get("content"), None, None, (), None)
+            build(d.get("role") or "assistant", d.get("content"), None, None, (), None, None, 0)
 
     sink: list[Any] = []
 
@@ -733,9 +785,9 @@ def time_stages(events: Sequence[bytes], repeat: int, out: TextIO) -> dict[str, 
         sink.clear()
 
     stages = {
-        "SSEDecoder.feed (64 KiB pieces)": sse,
-        "json.loads": loads,
-        "DeltaDecoder.decode (incl. json.loads)": deltas,
+        "SSEDecoder.feed_data (64 KiB pieces)": sse,
+        "JSON parse (the limit's parser)": loads,
+        "DeltaDecoder.common_delta (incl. JSON)": deltas,
         "Message(...) construction": messages,
         "Rx create -> subscribe on_next": rx_on_next,
     }
@@ -765,6 +817,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-events", type=int, help="events per latency stream")
     parser.add_argument("--gap-ms", type=float, default=2.0, help="gap between them")
     parser.add_argument("--only", nargs="+", choices=list(CONSUMERS), help="consumers")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                        help="server shapes and framings")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON here")
     parser.add_argument("--profile", action="store_true", help="profile rxchat's path")
     return parser
@@ -795,13 +849,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout) -> int:
     missing = sorted(set(args.only or CONSUMERS) - set(names))
     print(
         f"Python {platform.python_version()} on {platform.machine()}, rxchat "
-        f"{rxchat.__version__}; consumers: {', '.join(names)}"
+        f"{rxchat.__version__}; JSON: {JSON_NAME}; consumers: {', '.join(names)}"
         + (f" (not installed: {', '.join(missing)})" if missing else ""),
         file=out,
     )
     events, content = build_events(chunks)
     with BenchServer(events, latency_events, args.gap_ms / 1000) as server:
-        rates = run_throughput(server, names, rounds, (chunks, content), out)
+        rates = run_throughput(server, names, rounds, (chunks, content), out, args.modes)
         latency = run_latency(server, rounds) if latency_events > 0 else {}
         summary = summarise(rates, latency)
         print_report(summary, chunks, rounds, out)
@@ -816,6 +870,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout) -> int:
             "gap_ms": args.gap_ms,
             "python": platform.python_version(),
             "consumers": names,
+            "json": JSON_NAME,
         }
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(summary, file, indent=2)

@@ -13,7 +13,9 @@ arrived in one call, for the two framings where ``http.client`` adds nothing but
 
 Either way a read waits in the socket file's own buffer (``peek``) before taking what
 arrived: ``read1(65536)`` on an empty buffer allocates its 64 KiB before blocking, 32 MB
-across 500 idle streams.
+across 500 idle streams. Only when that wait filled the buffer (bytes arrive faster
+than they are read) does the next read take up to the full size at once, so that a
+fast stream is not read 8 KiB at a time.
 
 This touches private attributes of ``urllib3`` and ``http.client``, so
 `iter_bulk` checks every one it relies on and returns None whenever anything is
@@ -25,6 +27,7 @@ body the connection is handed back to the pool exactly as urllib3 does it.
 from __future__ import annotations
 
 import http.client
+import io
 import select
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -102,16 +105,24 @@ class SocketFileReader:
     ) -> None:
         self._peek, self._read1, self._sock = peek, read1, sock
         self._left = 0  # bytes still in the socket file's buffer after the last read
+        self._streaming = False  # the last wait filled the buffer: bytes come fast
         self.wait = True
 
     def __call__(self, size: int) -> bytes | None:
         if not self.wait and not self._left and not _readable(self._sock):
             return None
+        if self._streaming and self.wait:
+            # The last wait filled the buffer: bytes arrive faster than they are read,
+            # so take up to ``size`` at once (598 reads of 8 KiB for 4.7 MB otherwise).
+            data: bytes = self._read1(size)
+            self._streaming, self._left = len(data) > io.DEFAULT_BUFFER_SIZE, 0
+            return data
         # Wait in the socket file's own buffer: read1(size) on an empty buffer would
         # allocate ``size`` bytes before blocking.
         available = len(self._peek(1))
         if not available:
             return b""
+        self._streaming = available >= io.DEFAULT_BUFFER_SIZE
         data = self._read1(min(available, size))
         self._left = available - len(data)
         return data

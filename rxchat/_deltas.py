@@ -23,13 +23,17 @@ from dataclasses import replace
 from typing import Any
 
 from . import _json
-from ._models import Message, ToolCall, Usage
+from ._messages import delta_message as _delta
+from ._messages import message as _message
+from ._models import Message, Usage
 from ._sse import ServerSentEvent
 from .errors import StreamError, StreamInterrupted
 
-__all__ = ["DeltaDecoder", "completion_messages", "error_message_of"]
+__all__ = ["DeltaDecoder", "error_message_of"]
 
 _loads: Callable[[str], Any] = _json.loads
+_loads_unchecked: Callable[[str], Any] = _json.loads_unchecked
+_STR_OR_NONE = frozenset((str, type(None)))
 
 
 def error_message_of(payload: Any) -> tuple[str | None, Any]:
@@ -84,6 +88,51 @@ class DeltaDecoder:
                 "deltas received so far were emitted; retry to get the whole reply."
             )
 
+    def common_delta(self, data: str) -> Message | None:
+        """The delta of a plain event of the most common shape, else None.
+
+        The common shape: one choice, already open and still streaming, no usage, no
+        error, a delta with no tool calls whose text fields are strings or null. It is
+        parsed without the long-number check (see ``_json.loads_unchecked``): no number
+        of it is used but the choice's index, which must be an ``int``. Any other
+        event gives None and is left to `decode_data`, which gives the same
+        delta for a common one.
+
+        Args:
+            data: The data of a plain (``message``) event.
+        """
+        try:
+            chunk = _loads_unchecked(data)
+        except ValueError:  # orjson refused it: decode_data decides
+            return None
+        try:
+            (choice,) = chunk["choices"]
+            delta = choice["delta"]
+        except (TypeError, KeyError, ValueError):  # not one choice with a delta
+            return None
+        # JSON: choice["delta"] worked, so chunk and choice are dicts.
+        if (
+            type(delta) is not dict
+            or choice.get("finish_reason") is not None
+            or chunk.get("usage") is not None
+            or chunk.get("error")
+        ):
+            return None
+        index = choice.get("index", 0)
+        if type(index) is not int or index not in self._open_choices:
+            return None
+        if len(delta) == 1:
+            content = delta.get("content")
+            if type(content) is str:
+                return _message("assistant", content, None, None, (), None, None, index)
+        get = delta.get
+        if get("tool_calls") is None and _STR_OR_NONE.issuperset(
+            map(type, (get("role"), get("content"), get("reasoning_content"),
+                       get("reasoning"), get("name"), get("tool_call_id")))
+        ):
+            return _delta(delta, None, index)
+        return None
+
     def decode(self, event: ServerSentEvent) -> tuple[list[Message], StreamError | None]:
         """Decode one event.
 
@@ -94,21 +143,30 @@ class DeltaDecoder:
         Raises:
             StreamError: The event is not JSON, or not a JSON object.
         """
-        data = event.data
+        return self.decode_data(event.data, event.event)
+
+    def decode_data(
+        self, data: str, kind: str = "message"
+    ) -> tuple[list[Message], StreamError | None]:
+        """Decode one event given as its data and type: see `decode`.
+
+        Raises:
+            StreamError: The event is not JSON, or not a JSON object.
+        """
         if data[:1] != "{" and data.strip() == "[DONE]":
             self.done = True
             return [], None
         try:
             chunk = _loads(data)
         except ValueError:
-            if event.event == "error":  # ``event: error`` with a plain-text message
+            if kind == "error":  # ``event: error`` with a plain-text message
                 return [], _stream_error({"error": {"message": data.strip()[:500]}})
             raise StreamError(
                 f"The server sent an event that is not JSON: {data[:200]!r}. It is not "
                 "an OpenAI-compatible stream, or the response was corrupted."
             ) from None
         if not isinstance(chunk, dict):
-            if event.event == "error":
+            if kind == "error":
                 return [], _stream_error({"error": {"message": data.strip()[:500]}})
             raise StreamError(
                 f"The server sent an event that is not a JSON object: {data[:200]!r}."
@@ -118,13 +176,13 @@ class DeltaDecoder:
         except (TypeError, ValueError, AttributeError, KeyError):
             # A JSON object of the wrong shape ({"choices": true}, a string where an
             # object belongs): found by tests/test_fuzz.py.
-            if event.event == "error" or chunk.get("error"):
+            if kind == "error" or chunk.get("error"):
                 return [], _stream_error(chunk)
             raise StreamError(
                 f"The server sent a chunk that is not shaped like a chat completion "
                 f"chunk: {data[:200]!r}."
             ) from None
-        if event.event == "error" or chunk.get("error"):
+        if kind == "error" or chunk.get("error"):
             return messages, _stream_error(chunk)
         return messages, None
 
@@ -162,103 +220,6 @@ class DeltaDecoder:
             else:
                 messages.append(Message(usage=usage))
         return messages
-
-
-def completion_messages(text: str, content_type: str) -> list[Message]:
-    """The messages of a whole (not streamed) chat completion, one per choice.
-
-    For a server that ignored ``stream: true``; the usage goes with the last choice.
-
-    Args:
-        text: The response body.
-        content_type: Its media type, for the error message.
-
-    Raises:
-        StreamError: The body is not a chat completion with choices.
-    """
-    try:
-        payload = _loads(text)
-    except ValueError:
-        payload = None
-    choices = payload.get("choices") if isinstance(payload, dict) else None
-    if not isinstance(choices, list) or not choices:
-        raise StreamError(
-            f"Expected an event stream (text/event-stream) but got "
-            f"{content_type or 'no Content-Type'}: {text[:200]!r}. Check "
-            "that base_url points at an OpenAI-compatible /v1 endpoint."
-        )
-    messages: list[Message] = []
-    for i, choice in enumerate(choices):
-        message = dict(choice.get("message") or {})
-        message.update(index=choice.get("index", i), finish_reason=choice.get("finish_reason"))
-        if i == len(choices) - 1:
-            message["usage"] = payload.get("usage")
-        messages.append(Message.from_dict(message))
-    return messages
-
-
-def _delta(delta: dict[str, Any], finish_reason: str | None, index: int) -> Message:
-    get = delta.get
-    if len(delta) == 1 and "content" in delta:  # the common case: a content fragment
-        return _message("assistant", get("content"), None, None, (), None, finish_reason, index)
-    reasoning = get("reasoning_content")
-    if reasoning is None:
-        reasoning = get("reasoning")
-        if not isinstance(reasoning, str):
-            reasoning = None
-    calls = get("tool_calls")
-    return _message(
-        get("role") or "assistant",
-        get("content"),
-        reasoning,
-        get("name"),
-        tuple(ToolCall.from_dict(c, i) for i, c in enumerate(calls) if isinstance(c, dict))
-        if calls
-        else (),
-        get("tool_call_id"),
-        finish_reason,
-        index,
-    )
-
-
-_new = object.__new__
-_set_role, _set_content, _set_reasoning, _set_name, _set_calls = (
-    Message.__dict__[name].__set__
-    for name in ("role", "content", "reasoning_content", "name", "tool_calls")
-)
-_set_call_id, _set_finish, _set_usage, _set_index = (
-    Message.__dict__[name].__set__
-    for name in ("tool_call_id", "finish_reason", "usage", "index")
-)
-
-
-def _message(
-    role: str,
-    content: str | None,
-    reasoning_content: str | None,
-    name: str | None,
-    tool_calls: tuple[ToolCall, ...],
-    tool_call_id: str | None,
-    finish_reason: str | None,
-    index: int,
-) -> Message:
-    """``Message(...)`` without ``usage``, about 2.5x faster: one is built per delta.
-
-    A frozen dataclass ``__init__`` assigns each field through ``object.__setattr__``;
-    this writes the slots through their member descriptors instead. The result is the
-    same value (equal, same hash, still frozen); ``tests/test_deltas*.py`` check it.
-    """
-    message: Message = _new(Message)
-    _set_role(message, role)
-    _set_content(message, content)
-    _set_reasoning(message, reasoning_content)
-    _set_name(message, name)
-    _set_calls(message, tool_calls)
-    _set_call_id(message, tool_call_id)
-    _set_finish(message, finish_reason)
-    _set_usage(message, None)
-    _set_index(message, index)
-    return message
 
 
 def _stream_error(chunk: dict[str, Any]) -> StreamError:

@@ -26,8 +26,9 @@ carries this decoder instead; ``tests/test_sse.py`` shows the differences.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import Any, cast
 
+from ._sse_event import ServerSentEvent, new_event, plain_datas
 from .errors import StreamError
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "ServerSentEvent"]
@@ -37,33 +38,6 @@ DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = "\ufeff"
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
-    """One dispatched event: its type, data (lines joined by ``\\n``), id and retry."""
-
-    event: str = "message"
-    data: str = ""
-    id: str | None = None
-    retry: int | None = None
-
-
-_set_type, _set_data, _set_id, _set_retry = (
-    ServerSentEvent.__dict__[name].__set__ for name in ("event", "data", "id", "retry")
-)
-
-
-def _new_event(data: str, last_id: str | None, retry: int | None) -> ServerSentEvent:
-    """``ServerSentEvent("message", data, last_id, retry)``, twice as fast (one per
-    event): the slots are written through their descriptors, bypassing the frozen
-    dataclass ``__init__``; the value is the same."""
-    event: ServerSentEvent = object.__new__(ServerSentEvent)
-    _set_type(event, "message")
-    _set_data(event, data)
-    _set_id(event, last_id)
-    _set_retry(event, retry)
-    return event
 
 
 class SSEDecoder:
@@ -105,11 +79,31 @@ class SSEDecoder:
             StreamError: An event is over the size limit or a line is not UTF-8 (in
                 these bytes with no event before it, or in earlier ones).
         """
+        return cast("list[ServerSentEvent]", self._feed_checked(chunk, False))
+
+    def feed_data(self, chunk: bytes) -> list[ServerSentEvent | str]:
+        """Like `feed`, but a plain event comes as its data alone (a ``str``).
+
+        A plain event (one ``data: `` line, then a blank line: nearly every event of a
+        chat stream) is a ``message`` with the decoder's current id and retry.
+
+        Args:
+            chunk: Any number of bytes, split anywhere.
+
+        Returns:
+            The events completed by these bytes, in order; plain ones as their data.
+
+        Raises:
+            StreamError: As for `feed`.
+        """
+        return self._feed_checked(chunk, True)
+
+    def _feed_checked(self, chunk: bytes, plain: bool) -> list[ServerSentEvent | str]:
         self.check()
-        events: list[ServerSentEvent] = []
+        events: list[ServerSentEvent | str] = []
         if chunk:
             try:
-                self._feed(chunk, events)
+                self._feed(chunk, events, plain)
             except StreamError as exc:
                 self._error = exc  # the decoder cannot resume after bad input
                 if not events:
@@ -126,7 +120,7 @@ class SSEDecoder:
         if self._error is not None:
             raise self._error
 
-    def _feed(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
+    def _feed(self, chunk: bytes, events: list[ServerSentEvent | str], plain: bool) -> None:
         """Append the events ``chunk`` completes to ``events``, on the fastest path."""
         if b"\r" in chunk or self._skip_lf:
             self._feed_lines(chunk, events)
@@ -135,14 +129,20 @@ class SSEDecoder:
         if cut < 2:
             self._feed_lines(chunk, events)
             return
-        if self._partial or self._data or self._event_type or self._first_line:
+        if self._partial and not (self._data or self._event_type or self._first_line):
+            # The first line of an event began in earlier bytes: join them, so that
+            # the event can go with the others (the usual case between reads).
+            chunk = b"".join(self._partial) + chunk
+            self._partial.clear()
+            self._partial_size = 0
+        elif self._data or self._event_type or self._first_line:
             # Finish the event in progress (and look for a BOM) the general way; the
             # blank line at ``cut`` leaves the decoder at an event boundary.
             self._feed_lines(chunk[:cut], events)
             chunk = chunk[cut:]
-        self._feed_blocks(chunk, events)
+        self._feed_blocks(chunk, events, plain)
 
-    def _feed_lines(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
+    def _feed_lines(self, chunk: bytes, events: list[Any]) -> None:
         """The general path: any line endings, any state (9.2.5, line by line)."""
         if self._skip_lf:
             self._skip_lf = False
@@ -172,34 +172,51 @@ class SSEDecoder:
         elif chunk[-1:] == b"\r":
             self._skip_lf = True
 
-    def _feed_blocks(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
+    def _feed_blocks(self, chunk: bytes, events: list[Any], plain: bool) -> None:
         """The fast path, for ``\\n``-only bytes that start at an event boundary.
 
-        Every ``\\n\\n`` then ends an event, and a block that is a single
-        ``data: `` line is that event's data; any other block goes line by line, and
-        the bytes after the last boundary go through `_feed_lines`. Same events
-        as the general path, with the same limits and errors.
+        Every ``\\n\\n`` then ends an event. When every event up to the last
+        boundary is a single ``data: `` line (the usual case), they are split off in
+        one piece; otherwise each block that is a single ``data: `` line is that
+        event's data and any other goes line by line. The bytes after the last
+        boundary go through `_feed_lines`. Same events as the general path,
+        with the same limits and errors.
         """
-        blocks = chunk.split(b"\n\n")
-        rest = blocks.pop()
-        for block in blocks:
-            if block[:6] == b"data: " and b"\n" not in block and len(block) <= self._max:
-                try:
-                    data = block[6:].decode("utf-8")
-                except UnicodeDecodeError:
-                    pass  # the general path below raises the StreamError
-                else:
-                    events.append(_new_event(data, self._last_id, self._retry))
-                    continue
-            for line in block.split(b"\n"):
-                event = self._process_line(line)
-                if event is not None:
-                    events.append(event)
-            event = self._dispatch()
+        cut = chunk.rfind(b"\n\n") + 2
+        if cut < 2:  # no boundary left
+            if chunk:
+                self._feed_lines(chunk, events)
+            return
+        datas = plain_datas(chunk[:cut]) if cut <= self._max else None
+        if datas is not None:
+            if plain:
+                events += datas
+            else:
+                last_id, retry = self._last_id, self._retry
+                events += [new_event(data, last_id, retry) for data in datas]
+        else:
+            for block in chunk[: cut - 2].split(b"\n\n"):
+                self._feed_block(block, events, plain)
+        if cut < len(chunk):
+            self._feed_lines(chunk[cut:], events)
+
+    def _feed_block(self, block: bytes, events: list[Any], plain: bool) -> None:
+        """One block of `_feed_blocks` (the bytes between two boundaries)."""
+        if block[:6] == b"data: " and b"\n" not in block and len(block) <= self._max:
+            try:
+                data = block[6:].decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # the general path below raises the StreamError
+            else:
+                events.append(data if plain else new_event(data, self._last_id, self._retry))
+                return
+        for line in block.split(b"\n"):
+            event = self._process_line(line)
             if event is not None:
                 events.append(event)
-        if rest:
-            self._feed_lines(rest, events)
+        event = self._dispatch()
+        if event is not None:
+            events.append(event)
 
     def end(self) -> list[ServerSentEvent]:
         """Signal the end of the body.

@@ -40,11 +40,11 @@ from reactivex.scheduler import TimeoutScheduler
 
 from ._abort import AbortHandle
 from ._client import ChatClient
-from ._deltas import DeltaDecoder, completion_messages
 from ._loop import deliver_on_loop, loop_of
+from ._messages import completion_messages
 from ._models import ChatCompletionParams, Message
+from ._readloop import Emitter, ObserverError
 from ._retry import retry_delay
-from ._sse import ServerSentEvent, SSEDecoder
 from ._status import status_error
 from ._transport import StreamResponse, post_stream
 from .errors import APITimeoutError, RxChatError, StreamError
@@ -126,7 +126,7 @@ def create_stream_completion(
     return reactivex.create(subscribe)
 
 
-class _Reader:
+class _Reader(Emitter):
     """One subscription: its attempts, stop flag, abort handle and pending action."""
 
     def __init__(
@@ -136,18 +136,15 @@ class _Reader:
         observer: abc.ObserverBase[Message],
         scheduler: abc.SchedulerBase,
     ) -> None:
+        super().__init__(observer)
         self._params = params
         self._client = client
-        self._observer = observer
         self._scheduler = scheduler
-        self._stopped = False
-        self._emitted = False
         self._attempts = 0
         self._handle = AbortHandle()
         self._pending = SerialDisposable()
         self._deadline = float("inf")
         self._started = 0.0
-        self._first_delta_at: float | None = None
 
     def start(self) -> None:
         self._pending.disposable = self._scheduler.schedule(self._run_attempt)
@@ -177,7 +174,7 @@ class _Reader:
             )
         except RxChatError as exc:
             self._error(client.redact_error(exc) if client else exc)
-        except _ObserverError as failed:  # the subscriber's own bug: passed on as is
+        except ObserverError as failed:  # the subscriber's own bug: passed on as is
             self._error(failed.error)
         except Exception as exc:  # never raise out of the reader
             error = StreamError(f"Unexpected failure reading the stream: {exc!r}")
@@ -231,7 +228,9 @@ class _Reader:
             if response.content_type != "text/event-stream":
                 self._read_whole_body(response)
             else:
-                done = self._read_events(response, client.max_event_bytes)
+                done = self._read_events(
+                    response.iter_bytes(), client.max_event_bytes, self._check_first_delta
+                )
         except RxChatError as exc:
             self._log_end(response, type(exc).__name__)
             if self._stopped:
@@ -275,48 +274,11 @@ class _Reader:
                 f"at {first - self._started:.3f} s" if first is not None else "none",
             )
 
-    def _read_events(self, response: StreamResponse, max_event_bytes: int) -> bool:
-        """Emit the stream's deltas; return whether it ended with ``[DONE]``."""
-        sse = SSEDecoder(max_event_bytes)
-        deltas = DeltaDecoder()
-        for chunk in response.iter_bytes():
-            if self._stopped:
-                return False
-            for event in sse.feed(chunk):
-                self._emit_event(deltas, event)
-                if deltas.done or self._stopped:
-                    return deltas.done
-            sse.check()  # bad bytes after this chunk's good events: now, not later
-            self._check_first_delta()
-        for event in sse.end():
-            self._emit_event(deltas, event)
-        deltas.check_end()
-        return False
-
-    def _emit_event(self, deltas: DeltaDecoder, event: ServerSentEvent) -> None:
-        if not event.data.strip():
-            return  # a bare ``data`` line dispatches an empty event: nothing to decode
-        messages, error = deltas.decode(event)
-        for message in messages:
-            self._next(message)
-        if error is not None:
-            raise error
-
     def _read_whole_body(self, response: StreamResponse) -> None:
         """Accept a server that ignored ``stream: true`` and sent one JSON completion."""
         text = response.read_text(1 << 22)
         for message in completion_messages(text, response.content_type):
             self._next(message)
-
-    def _next(self, message: Message) -> None:
-        if not self._stopped:
-            if not self._emitted:
-                self._emitted = True
-                self._first_delta_at = time.monotonic()
-            try:
-                self._observer.on_next(message)
-            except Exception as exc:
-                raise _ObserverError(exc) from exc
 
     def _error(self, error: Exception) -> None:
         if not self._stopped:
@@ -327,12 +289,3 @@ class _Reader:
         if not self._stopped:
             self._stopped = True
             self._observer.on_completed()
-
-
-class _ObserverError(Exception):
-    """The observer's ``on_next`` raised: the stream ends with that very exception
-    (as ``reactivex.from_iterable`` does), not with an rxchat error."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(error)
-        self.error = error

@@ -91,8 +91,7 @@ def test_build_events_shape(bench: ModuleType) -> None:
 RUN_ALL = SCRIPT.parent / "run_all.py"
 
 
-def test_run_all_quick_measures_all_six_items(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+def test_run_all_quick_measures_every_item(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("run_all", RUN_ALL)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -102,29 +101,49 @@ def test_run_all_quick_measures_all_six_items(tmp_path: Path) -> None:
         out = io.StringIO()
         results_path, plot_path = tmp_path / "all.json", tmp_path / "all.png"
         code = module.main(
-            ["--quick", "--json", str(results_path), "--plot", str(plot_path)], out=out
+            ["--quick", "--json", str(results_path), "--plot", str(plot_path),
+             "--before", str(SCRIPT.parent / "results.json")], out=out
         )
     finally:
         sys.path[:] = saved
-        for name in ("run_all", "scenarios", "session_overhead", "stream_throughput",
-                     "tls_reuse"):
+        for name in ("run_all", "scenarios", "session_overhead", "stream_throughput", "scale",
+                     "footprint", "tls_turns", "report"):
             sys.modules.pop(name, None)
     assert code == 0
     results = json.loads(results_path.read_text())
-    assert set(results["throughput"]) == {"chunked", "close"}
+    assert set(results["throughput"]) == {"chunked", "close", "64k-chunked", "64k-close"}
     assert set(results["latency"]) == {"chunked", "close"}
     for framing in ("chunked", "close"):
         assert results["cancel"][framing]["thread_ms_max"] >= 0
     concurrency = results["concurrency"]
     assert concurrency["completed"] == concurrency["streams"] and concurrency["errors"] == 0
+    for key in ("scale", "scale_together"):
+        scale = results[key]
+        assert scale["completed"] == scale["streams"] and scale["errors"] == 0
+        assert scale["peak_threads"] > 1 and scale["latency_ms"]["p99"] > 0
+    assert results["scale_together"]["peak_threads"] > results["scale"]["streams"]
     assert len(results["session"]["us_per_delta"]) == 2
-    assert all(row["peak_rss_mb"] > 0 for row in results["memory"].values())
-    assert results["tls_reuse"]["connections_per_session"] == {"reuse": 1, "new": 2}
-    assert plot_path.read_bytes()[:4] == b"\x89PNG"
+    memory = results["memory"]
+    assert set(memory) == {"content", "final_message", "idle", "session"}
+    assert all(row["peak_rss_mb"] > 0 for row in memory.values())
+    assert memory["idle"]["waiting"] == memory["idle"]["streams"]
+    assert memory["session"]["messages"] == 1 + 2 * memory["session"]["turns"]
+    if _installed("orjson"):
+        assert set(results["without_orjson"]["throughput"]) == set(results["throughput"])
+        assert results["without_orjson"]["config"]["json"] == "json (stdlib)"
+    if _installed("trustme"):
+        assert set(results["tls_turns"]) == {"keep-alive", "close"}
+        assert results["tls_turns"]["close"]["connections_per_turn"] == 1
+    else:
+        assert "trustme is not installed" in results["tls_turns"]
     report = out.getvalue()
-    for heading in ("deltas/s", "p99", "Cancellation", "Concurrency", "Session", "Memory",
-                    "first delta of turn 2"):
+    for heading in ("deltas/s", "p99", "dispose", "2,000", "session", "TLS", "idle"):
         assert heading in report
+    if _installed("matplotlib"):
+        assert plot_path.read_bytes()[:4] == b"\x89PNG"
+    else:
+        assert not plot_path.exists()
+        assert "plot skipped: matplotlib is not installed" in report
 
 
 def test_the_store_cost_benchmark_runs(postgres_dsn: str, tmp_path: Path) -> None:

@@ -154,3 +154,32 @@ def test_bad_framing_is_an_incomplete_read_like_http_client(wire: bytes) -> None
 def test_bulk_reader_declines_anything_but_a_fresh_urllib3_chunked_response() -> None:
     assert bulk_reader(object()) is None
     assert bulk_reader(FakeRaw()) is None
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+def test_a_stream_arriving_faster_than_it_is_read_is_read_in_large_pieces(
+    server: FakeServer, client: ChatClient, framing: Framing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One write of 400 KB: once a wait has filled the socket file's 8 KiB buffer, the
+    # next read takes up to READ_SIZE of what has arrived, not 8 KiB at a time.
+    sizes: list[int] = []
+    original = _bulkread.bulk_reader
+
+    def recording(raw: Any) -> Callable[[int], bytes] | None:
+        read = original(raw)
+        if read is None:
+            return None
+
+        def counted(size: int) -> bytes:
+            data = read(size)
+            sizes.append(len(data))
+            return data
+
+        return counted
+
+    monkeypatch.setattr(_bulkread, "bulk_reader", recording)
+    body = b"".join(sse_event(chunk(content="x" * 90)) for _ in range(4000))
+    server.enqueue(Reply.raw(body + sse_event("[DONE]"), framing=framing))
+    result = collect(create_stream_completion(PARAMS, client=client))
+    assert result.completed and len(result.messages) == 4000
+    assert max(sizes) > 8192 and sum(sizes) >= len(body)

@@ -1,0 +1,286 @@
+"""Concurrency at scale: thousands of paced streams at once, server in its own process.
+
+``run(streams, events, gap)`` starts two child processes:
+
+* the **server** (``python scale.py server EVENTS GAP``): one asyncio event loop on
+  127.0.0.1. Every connection that asks for a completion joins one global ticker; each
+  tick (``GAP`` seconds, on a fixed grid) writes the next event to every open stream,
+  stamped with ``time.monotonic_ns()`` taken just before its own write, and after
+  ``EVENTS`` events the stream's last chunk. One timer for all streams keeps the server
+  off the critical path (a timer per stream would cost it more than the client).
+* the **client** (``python scale.py client URL STREAMS EVENTS``): one ``ChatClient``,
+  ``STREAMS`` subscriptions made at once with the default scheduler (a reader thread
+  per stream). It reports streams completed, errors, wall time (first subscribe to
+  last ``on_completed``), peak threads, peak RSS (VmHWM) and the latency from the
+  server's write to ``on_next`` (``CLOCK_MONOTONIC`` is one clock for both
+  processes), p50/p99/max.
+
+The ideal wall time is ``EVENTS * GAP``: every stream open at once, each delta on time.
+The client raises its soft open-file limit to the hard one when it needs more. Nothing
+here asserts a timing. All traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+HOST = "127.0.0.1"
+HERE = os.path.abspath(__file__)
+
+
+# --------------------------------------------------------------------------- server
+
+_TAIL_EVENTS = (b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+                b"data: [DONE]\n\n")
+TAIL = b"%x\r\n%s\r\n0\r\n\r\n" % (len(_TAIL_EVENTS), _TAIL_EVENTS)
+
+
+class _Ticker:
+    """All open streams, each sent its next event on every tick of one timer."""
+
+    def __init__(self, events: int, gap: float, together: int) -> None:
+        self.events = events
+        self.gap = gap
+        self.together = together  # wait for this many streams before the first tick
+        self.streams: dict[asyncio.StreamWriter, list[Any]] = {}  # -> [sent, ended]
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while len(self.streams) < max(1, self.together):
+                self.wake.clear()
+                await self.wake.wait()
+            self.together = 0
+            start = loop.time()
+            await asyncio.sleep(self.gap - (start % self.gap))
+            self._tick()
+
+    def _tick(self) -> None:
+        ended = []
+        for writer, state in self.streams.items():
+            if writer.is_closing():
+                ended.append(writer)
+            elif state[0] < self.events:
+                payload = (
+                    b'data: {"choices":[{"index":0,"delta":{"content":"%d"},'
+                    b'"finish_reason":null}]}\n\n' % time.monotonic_ns()
+                )
+                writer.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+                state[0] += 1
+            else:
+                writer.write(TAIL)
+                ended.append(writer)
+        for writer in ended:
+            self.streams.pop(writer)[1].set()
+
+
+async def _serve(events: int, gap: float, together: int) -> None:
+    ticker = _Ticker(events, gap, together)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+                ended = asyncio.Event()
+                ticker.streams[writer] = [0, ended]
+                ticker.wake.set()
+                await ended.wait()  # the ticker sends the body
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            if writer in ticker.streams:
+                ticker.streams.pop(writer)[1].set()
+            writer.close()
+
+    server = await asyncio.start_server(handle, HOST, 0, backlog=4096)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    # The parent closes stdin to stop the server.
+    loop.add_reader(sys.stdin.fileno(), lambda: done.done() or done.set_result(None))
+    async with server:
+        ticking = asyncio.create_task(ticker.run())
+        await done
+        ticking.cancel()
+    print(json.dumps(_cpu()), flush=True)  # what serving cost, for the report
+
+
+def serve(events: int, gap: float, together: int) -> None:
+    """Run the server until stdin is closed (the server child's entry point)."""
+    _raise_file_limit(4096 * 2)
+    asyncio.run(_serve(events, gap, together))
+
+
+# --------------------------------------------------------------------------- client
+
+
+def _raise_file_limit(wanted: int) -> int:
+    """Raise the soft open-file limit towards ``wanted`` (at most the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        soft = min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as file:
+        for line in file:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu() -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def client(url: str, streams: int, events: int) -> dict[str, Any]:
+    """``streams`` subscriptions at once on one client (the client child's entry point)."""
+    from rxchat import ChatClient, Message, create_stream_completion
+
+    limit = _raise_file_limit(streams + 256)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # "pool is full": expected
+    chat = ChatClient(url, "x", max_retries=0, timeout=(60, 60))
+    chat.session.trust_env = False
+    latencies: list[float] = []
+    first_at: list[float] = []
+    counts = [0] * streams
+    errors: list[str] = []
+    finished = threading.Semaphore(0)
+    peak = [threading.active_count()]
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.wait(0.01):
+            peak[0] = max(peak[0], threading.active_count())
+
+    def subscribe(i: int) -> None:
+        def on_next(message: Message) -> None:
+            now = time.monotonic_ns()
+            if message.content:
+                latencies.append((now - int(message.content)) / 1e6)
+                counts[i] += 1
+                if not first_at:
+                    first_at.append(time.perf_counter())
+
+        def on_end(error: Exception | None = None) -> None:
+            if error is not None:
+                errors.append(repr(error))
+            finished.release()
+
+        params: Any = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        create_stream_completion(params, client=chat).subscribe(on_next, on_end, on_end)
+
+    threading.Thread(target=sample, daemon=True).start()
+    started = time.perf_counter()
+    for i in range(streams):
+        subscribe(i)
+    subscribed = time.perf_counter() - started
+    ended = all(finished.acquire(timeout=120) for _ in range(streams))
+    wall = time.perf_counter() - started
+    if first_at:
+        first_at[0] = wall + started - first_at[0]  # first delta -> last completion
+    sampling.set()
+    chat.close()
+    return {
+        "streams": streams, "events": events, "all_ended": ended,
+        "completed": sum(c == events for c in counts), "errors": len(errors),
+        "first_error": errors[0] if errors else None, "wall_s": wall,
+        "subscribe_s": subscribed,
+        "streaming_s": first_at[0] if first_at else None,
+        "peak_threads": peak[0], "peak_rss_mb": _peak_rss_mb(),
+        "latency_ms": {"p50": _percentile(latencies, 0.5), "p99": _percentile(latencies, 0.99),
+                       "max": max(latencies, default=0.0)},
+        "open_file_limit": limit, **_cpu(),
+    }
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def run(
+    streams: int = 2000, events: int = 50, gap: float = 0.02, *, together: bool = False
+) -> dict[str, Any]:
+    """Start the server child, run the client child against it, stop the server.
+
+    Args:
+        streams: Subscriptions at once.
+        events: Deltas per stream.
+        gap: Seconds between deltas.
+        together: The server holds the first delta until every stream has connected,
+            so that all are open at once; ``streaming_s`` then times the streaming alone.
+
+    Returns:
+        The client's figures plus ``ideal_s`` and ``vs_ideal`` (wall time / ideal).
+    """
+    server = subprocess.Popen(
+        [sys.executable, HERE, "server", str(events), str(gap), str(streams if together else 0)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        done = subprocess.run(
+            [sys.executable, HERE, "client", f"http://{HOST}:{port}/v1", str(streams),
+             str(events)],
+            capture_output=True, text=True, timeout=600, check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"scale client failed:\n{done.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        try:
+            rest = server.communicate(timeout=10)[0]  # closes stdin: the server stops
+        except subprocess.TimeoutExpired:
+            server.kill()
+            rest = server.communicate()[0]
+    lines = rest.strip().splitlines()
+    result["server"] = json.loads(lines[-1]) if lines else None
+    result["ideal_s"] = events * gap
+    result["vs_ideal"] = result["wall_s"] / result["ideal_s"]
+    result["together"] = together
+    return result
+
+
+def main(argv: list[str]) -> int:
+    """``server EVENTS GAP TOGETHER``, ``client URL STREAMS EVENTS`` or
+    ``run [STREAMS] [--together]``."""
+    kind, *rest = argv or ["run"]
+    if kind == "server":
+        serve(int(rest[0]), float(rest[1]), int(rest[2]))
+    elif kind == "client":
+        print(json.dumps(client(rest[0], int(rest[1]), int(rest[2]))))
+    else:
+        together = "--together" in rest
+        counts = [int(r) for r in rest if r.isdigit()]
+        print(json.dumps(run(counts[0] if counts else 2000, together=together), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
