@@ -102,12 +102,6 @@ class PostgresStore(SQLStore):
                 self._connection.close()
                 self._connection = None
 
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
         with self._lock, self._fail_clearly():

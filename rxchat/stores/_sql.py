@@ -20,7 +20,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from .._models import Message
 from ..errors import ConversationNotFoundError
@@ -71,6 +71,16 @@ class SQLStore:
 
     def _search_ids(self, tx: Tx, terms: builtins.list[str], limit: int) -> builtins.list[Row]:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the database connection."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- writing ----------------------------------------------------------------------
 

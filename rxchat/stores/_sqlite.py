@@ -114,12 +114,6 @@ class SQLiteStore(SQLStore):
         with self._lock:
             self._connection.close()
 
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
         with self._lock, self._fail_clearly():
