@@ -10,7 +10,7 @@ Text is where the cost hides: a new 1 MB string per delta is a 1 MB copy per del
 message is dropped before its text is extended, so when no one else holds the previous
 snapshot the text is the only reference left and CPython grows the string in place;
 a snapshot a subscriber kept is never changed (strings stay immutable, it is copied).
-The merge rules are those of `rxchat.operators.merge_delta` (text joined as `_join`
+The merge rules are those of `rxchat._merge.merge_delta` (text joined as `_join`
 does, every other field by `merge_delta` itself), so the two cannot drift apart.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from ._merge import merge_delta, merge_deltas
 from ._models import Message
-from .operators import merge_delta, merge_deltas
 
 __all__ = ["ReplyLog"]
 

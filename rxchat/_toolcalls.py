@@ -16,6 +16,7 @@ import reactivex
 from reactivex import Observable, compose
 from reactivex import operators as ops
 
+from ._merge import merge_delta
 from ._models import Message, ToolCall
 
 __all__ = ["tool_calls"]
@@ -61,8 +62,6 @@ def tool_calls() -> Callable[[Observable[Message]], Observable[ToolCall]]:
 
 
 def _track(calls: _Calls, delta: Message) -> _Calls:
-    from .operators import merge_delta  # operators re-exports this module's operator
-
     if delta is _END:
         return _Calls(calls.merged, len(calls.merged.tool_calls),
                       calls.merged.tool_calls[calls.emitted:])
