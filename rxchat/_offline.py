@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # the server lives in rxchat.testing, which imports this module
-    from .testing import RecordedRequest, Reply
+from ._replies import RecordedRequest, Reply
 
 __all__ = ["offline_answer", "offline_reply", "offline_tool_call"]
 
@@ -129,7 +128,6 @@ def offline_reply(request: RecordedRequest, *, delay: float = 0.0) -> Reply:
     as OpenAI answers a non-streamed request. A body that is not a JSON object with a
     ``messages`` list is a 400 in OpenAI's error shape.
     """
-    from .testing import Reply
 
     body = request.json
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):

@@ -45,7 +45,7 @@ def offline_client(*, delay: float = 0.0) -> Iterator[ChatClient]:
         A client whose requests go to the offline model; it needs no API key.
     """
     from ._offline import offline_reply
-    from .testing import FakeServer
+    from ._server import FakeServer
 
     responder = functools.partial(offline_reply, delay=max(0.0, delay))
     with FakeServer(responder) as server, ChatClient(

@@ -18,8 +18,8 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase
 
 from rxchat import ChatClient, ChatCompletionParams, Message
+from rxchat._replies import Framing
 from rxchat.testing import FakeServer
-from rxchat.testing._replies import Framing
 
 PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
 """The smallest request: one user message."""

@@ -14,8 +14,8 @@ import pytest
 
 from rxchat import ChatClient, _bulkread, _transport, create_stream_completion
 from rxchat._bulkread import bulk_reader, iter_dechunked
+from rxchat._replies import Framing
 from rxchat.testing import STALL, FakeServer, Reply, chunk, sse_event
-from rxchat.testing._replies import Framing
 from tests.conftest import FRAMINGS, collect, subscribe
 
 PARAMS: Any = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

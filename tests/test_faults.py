@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, create_stream_completion
+from rxchat._replies import Framing
 from rxchat.errors import (
     APIConnectionError,
     APIStatusError,
@@ -32,7 +33,6 @@ from rxchat.errors import (
     StreamInterrupted,
 )
 from rxchat.testing import RESET, STALL, FakeServer, Reply, chunk, closed_port, sse_event
-from rxchat.testing._replies import Framing
 from tests.conftest import FRAMINGS, PARAMS, Collected, assert_grammar, collect, wait_until
 
 IDLE = 0.3

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 from rxchat import ChatClient, Message, create_stream_completion
 from rxchat._deltas import DeltaDecoder
+from rxchat._replies import Framing
 from rxchat._sse import SSEDecoder
 from rxchat.errors import RxChatError
 from rxchat.testing import FakeServer, Reply, chunk, sse_event
-from rxchat.testing._replies import Framing
 from tests.conftest import FRAMINGS, PARAMS, collect
 
 IN_MEMORY = settings(max_examples=600, deadline=None, database=None)

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, Message, create_stream_completion
+from rxchat._replies import Framing, Part
 from rxchat.operators import merge_deltas
 from rxchat.testing import FakeServer, Reply
-from rxchat.testing._replies import Framing, Part
 from tests.conftest import FRAMINGS, Collected, collect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, ChatCompletionParams, ChatMessage, Message, create_stream_completion
+from rxchat._replies import Framing
 from rxchat.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -22,7 +23,6 @@ from rxchat.errors import (
     StreamInterrupted,
 )
 from rxchat.testing import STALL, FakeServer, Reply, chunk, closed_port, sse_event
-from rxchat.testing._replies import Framing
 from tests.conftest import (
     FRAMINGS,
     PARAMS,

@@ -17,8 +17,8 @@ import urllib3
 from reactivex import operators as ops
 
 from rxchat import ChatClient, _abort, _bulkread, create_stream_completion
+from rxchat._replies import Framing
 from rxchat.testing import FakeServer, Reply
-from rxchat.testing._replies import Framing
 from tests.conftest import FRAMINGS, PARAMS, collect, tls_client
 
 FAST_PATH = {"chunked": "iter_dechunked", "close": "iter_until_closed"}

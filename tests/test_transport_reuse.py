@@ -11,8 +11,8 @@ from reactivex.scheduler import ImmediateScheduler
 
 from rxchat import ChatClient, ChatSession, _transport, create_stream_completion
 from rxchat import operators as rxops
+from rxchat._replies import DONE
 from rxchat.testing import STALL, FakeServer, Reply, chunk
-from rxchat.testing._replies import DONE
 from tests.conftest import PARAMS, collect, open_fds, tls_client, wait_until
 
 

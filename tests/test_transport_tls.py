@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from rxchat import ChatClient, create_stream_completion
+from rxchat._replies import Framing
 from rxchat.errors import APIConnectionError
 from rxchat.testing import STALL, FakeServer, Reply, chunk
-from rxchat.testing._replies import Framing
 from tests.conftest import (
     FRAMINGS,
     PARAMS,

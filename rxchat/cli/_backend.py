@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 from .._client import DEFAULT_BASE_URL, ChatClient, _is_loopback
 from .._listing import list_models
+from .._offline import offline_reply
+from .._server import FakeServer
 from ..errors import BadRequestError, ConfigurationError
-from ..testing import FakeServer, offline_reply
 from ._args import OFFLINE_PACE_S
 
 __all__ = ["KEY_VARIABLES", "OFFLINE_MODEL", "Backend", "api_keys", "connect", "secrets"]

@@ -18,10 +18,11 @@ import time
 from dataclasses import replace
 
 from .._models import ChatCompletionParams, Message, MessageLike
+from .._offline import offline_reply
+from .._server import FakeServer
 from .._stream import create_stream_completion
 from ..errors import ConfigurationError
 from ..stores import ConversationStore
-from ..testing import FakeServer, offline_reply
 from ._backend import connect, offline_notice
 from ._console import Console
 from ._errors import ExitCode

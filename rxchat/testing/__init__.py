@@ -1,5 +1,8 @@
 """Testing helpers: a real loopback chat server, scripted replies and marble deltas.
 
+The server and the offline model it plays are part of the library (`rxchat serve` runs
+them); this package re-exports them for tests, beside the test-only helpers.
+
 * `FakeServer` is an OpenAI-compatible SSE server on 127.0.0.1 that plays
   `Reply` scripts and records every request; the offline model answers when
   the script is empty (``rxchat serve`` runs the same server); it serves https too,
@@ -13,10 +16,10 @@
 from __future__ import annotations
 
 from .._offline import offline_answer, offline_reply, offline_tool_call
+from .._replies import RESET, STALL, RecordedRequest, Reply, chunk, sse_event
+from .._server import FakeServer
 from ._marbles import ScriptedCompletion, marble_deltas
 from ._proxy import ForwardProxy, closed_port
-from ._replies import RESET, STALL, RecordedRequest, Reply, chunk, sse_event
-from ._server import FakeServer
 
 __all__ = [
     "RESET",

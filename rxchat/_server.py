@@ -24,6 +24,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ._offline import offline_reply
 from ._replies import RESET, STALL, RecordedRequest, Reply
 
 __all__ = ["FakeServer"]
@@ -214,11 +215,7 @@ class FakeServer:
         self, responder: Responder | None = None, *, port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        if responder is None:
-            from .._offline import offline_reply
-
-            responder = offline_reply
-        self.responder = responder
+        self.responder = responder or offline_reply
         self.models: list[str] | None = ["rxchat-offline"]
         self._port = port
         self._script: deque[Reply] = deque()
