@@ -18,7 +18,7 @@ from . import _json
 from ._models import Message, ToolCall
 from .errors import StreamError
 
-__all__ = ["completion_messages", "delta_message", "message"]
+__all__ = ["completion_messages", "content_message", "delta_message", "message"]
 
 
 class _Builder:
@@ -55,6 +55,30 @@ message: Callable[
 ] = _Builder  # type: ignore[assignment]  # it returns a Message: see __init__
 """``message(role, content, reasoning_content, name, tool_calls, tool_call_id,
 finish_reason, index)``: the ``Message`` with those fields and no usage."""
+
+
+class _ContentBuilder:
+    """`_Builder` for the most common delta, an assistant content fragment: two
+    arguments instead of eight."""
+
+    __slots__ = Message.__slots__
+
+    def __init__(self, content: str, index: int) -> None:
+        self.role = "assistant"
+        self.content = content
+        self.reasoning_content = None
+        self.name = None
+        self.tool_calls = ()
+        self.tool_call_id = None
+        self.finish_reason = None
+        self.usage = None
+        self.index = index
+        self.__class__ = Message  # type: ignore[assignment]
+
+
+content_message: Callable[[str, int], Message] = _ContentBuilder  # type: ignore[assignment]
+"""``content_message(content, index)``: ``message("assistant", content, None, None, (),
+None, None, index)``, the delta of a content fragment."""
 
 
 def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) -> Message:
