@@ -11,50 +11,66 @@ type is ``Message``, it is equal, hashes the same and is still frozen
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from . import _json
 from ._models import Message, ToolCall
 from .errors import StreamError
 
-__all__ = ["completion_messages", "delta_message", "message"]
+__all__ = ["completion_messages", "content_message", "delta_message", "message"]
 
 
 class _Builder:
-    """A ``Message`` under construction: same slots, in the same order, not frozen."""
+    """A ``Message`` under construction: same slots, in the same order, not frozen.
+
+    It has no ``__init__``: ``_Builder()`` runs no Python frame of its own, and the
+    builders below fill it in with their own attribute stores.
+    """
 
     __slots__ = Message.__slots__
 
-    def __init__(
-        self,
-        role: str,
-        content: str | None,
-        reasoning_content: str | None,
-        name: str | None,
-        tool_calls: tuple[ToolCall, ...],
-        tool_call_id: str | None,
-        finish_reason: str | None,
-        index: int,
-    ) -> None:
-        self.role = role
-        self.content = content
-        self.reasoning_content = reasoning_content
-        self.name = name
-        self.tool_calls = tool_calls
-        self.tool_call_id = tool_call_id
-        self.finish_reason = finish_reason
-        self.usage = None
-        self.index = index
-        self.__class__ = Message  # type: ignore[assignment]
+
+def message(
+    role: str,
+    content: str | None,
+    reasoning_content: str | None,
+    name: str | None,
+    tool_calls: tuple[ToolCall, ...],
+    tool_call_id: str | None,
+    finish_reason: str | None,
+    index: int,
+) -> Message:
+    """The ``Message`` with these fields and no usage (a value equal to
+    ``Message(role, content, ..., index=index)``)."""
+    built: Any = _Builder()  # typed Any: its slots are declared by Message
+    built.role = role
+    built.content = content
+    built.reasoning_content = reasoning_content
+    built.name = name
+    built.tool_calls = tool_calls
+    built.tool_call_id = tool_call_id
+    built.finish_reason = finish_reason
+    built.usage = None
+    built.index = index
+    built.__class__ = Message
+    return built  # type: ignore[no-any-return]
 
 
-message: Callable[
-    [str, str | None, str | None, str | None, tuple[ToolCall, ...], str | None, str | None, int],
-    Message,
-] = _Builder  # type: ignore[assignment]  # it returns a Message: see __init__
-"""``message(role, content, reasoning_content, name, tool_calls, tool_call_id,
-finish_reason, index)``: the ``Message`` with those fields and no usage."""
+def content_message(content: str, index: int) -> Message:
+    """``message("assistant", content, None, None, (), None, None, index)``, the delta
+    of a content fragment (the most common one), with two arguments instead of eight."""
+    built: Any = _Builder()  # typed Any: its slots are declared by Message
+    built.role = "assistant"
+    built.content = content
+    built.reasoning_content = None
+    built.name = None
+    built.tool_calls = ()
+    built.tool_call_id = None
+    built.finish_reason = None
+    built.usage = None
+    built.index = index
+    built.__class__ = Message
+    return built  # type: ignore[no-any-return]
 
 
 def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) -> Message:

@@ -53,7 +53,8 @@ class Emitter:
         Args:
             chunks: The body, as it arrives.
             max_event_bytes: The SSE decoder's event size limit.
-            tick: Called after each piece of the body (the first-delta timeout).
+            tick: Called after each piece of the body until the first delta was
+                emitted (the first-delta timeout).
 
         Returns:
             Whether the stream ended with ``[DONE]`` (its connection may be reused).
@@ -87,7 +88,8 @@ class Emitter:
             if self._stopped:
                 return False
             sse.check()  # bad bytes after this chunk's good events: now, not later
-            tick()
+            if not emitted:
+                tick()
         for event in sse.end():
             self._emit_event(deltas, event)
         deltas.check_end()

@@ -43,5 +43,7 @@ def plain_datas(blocks: bytes) -> list[str] | None:
         text = blocks.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    datas = text[6:-2].split("\n\ndata: ")
+    datas = text.split("\n\ndata: ")  # as text[6:-2].split(...): no separator can
+    datas[0] = datas[0][6:]  # start in the leading "data: " or end in the final "\n\n"
+    datas[-1] = datas[-1][:-2]
     return None if "\n" in "".join(datas) else datas  # no event has a second line

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from rxchat import Message
 from rxchat._deltas import DeltaDecoder
+from rxchat._messages import content_message, delta_message
 from rxchat._messages import message as _message
 from rxchat._models import ToolCall
 from rxchat._sse import ServerSentEvent
@@ -36,6 +37,17 @@ def test_fast_message_equals_the_dataclass_one(fields: tuple[object, ...]) -> No
 def test_fast_message_is_still_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         _message("assistant", "hi", None, None, (), None, None, 0).content = "x"  # type: ignore[misc]
+
+
+@given(st.text(), st.integers(0, 5))
+def test_content_message_equals_the_dataclass_one(content: str, index: int) -> None:
+    fast = content_message(content, index)
+    slow = Message(content=content, index=index)
+    assert type(fast) is Message and fast == slow and hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow)
+    assert fast == delta_message({"content": content}, None, index)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.content = "x"  # type: ignore[misc]
 
 
 class _NeverOpen(set[int]):
