@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from ._sql import SQLStore, Tx, summary_columns
+from ._sql import SQLStore, Tx, migrate, summary_columns
 
 if TYPE_CHECKING:
     import psycopg
@@ -132,16 +132,8 @@ class PostgresStore(SQLStore):
             version = int(rows[0][0]) if rows else 0
             if not rows:
                 tx.query("INSERT INTO rxchat_schema (version) VALUES (0)")
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"The conversation store at {_without_password(self._dsn)!r} has schema "
-                    f"version {version}, newer than this rxchat knows ({len(MIGRATIONS)}); "
-                    "upgrade rxchat to use it."
-                )
-            for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in statements:
-                    tx.query(statement)
-                tx.query("UPDATE rxchat_schema SET version = ?", (number,))
+            migrate(tx, version, MIGRATIONS, f"at {_without_password(self._dsn)!r}",
+                    lambda number: tx.query("UPDATE rxchat_schema SET version = ?", (number,)))
 
     @contextmanager
     def _fail_clearly(self) -> Iterator[None]:

@@ -18,12 +18,12 @@ rxchat_messages       conversation_id, position, role, data (JSON), text, digest
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
 from .._models import Message
-from ..errors import ConversationNotFoundError
+from ..errors import ConversationNotFoundError, StoreError
 from ._records import (
     Conversation,
     ConversationSummary,
@@ -266,3 +266,29 @@ def summary_columns() -> str:
     """The SELECT of a summary row, for backends' search queries."""
     return _SUMMARY
 
+
+def migrate(
+    tx: Tx, version: int, migrations: Sequence[Sequence[str]], where: str,
+    record: Callable[[int], object],
+) -> None:
+    """Bring a schema at `version` up to date, in the caller's transaction.
+
+    Args:
+        tx: The transaction.
+        version: The schema version the store is at.
+        migrations: Each version's statements, oldest first.
+        where: The store, as named in messages (a path, a host without password).
+        record: Stores a new version number (within `tx`); what it returns is unused.
+
+    Raises:
+        StoreError: The schema is newer than this rxchat knows.
+    """
+    if version > len(migrations):
+        raise StoreError(
+            f"The conversation store {where} has schema version {version}, newer than "
+            f"this rxchat knows ({len(migrations)}); upgrade rxchat to use it."
+        )
+    for number, statements in enumerate(migrations[version:], start=version + 1):
+        for statement in statements:
+            tx.query(statement)
+        record(number)

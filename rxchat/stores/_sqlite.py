@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ._paths import default_database, private_file
-from ._sql import SQLStore, Tx, summary_columns
+from ._sql import SQLStore, Tx, migrate, summary_columns
 
 __all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "SQLiteStore"]
 
@@ -140,16 +140,8 @@ class SQLiteStore(SQLStore):
     def _migrate(self) -> None:
         with self._transaction(write=True) as tx:
             (version,) = tx.query("PRAGMA user_version")[0]
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"The conversation store {str(self.path)!r} has schema version "
-                    f"{version}, newer than this rxchat knows ({len(MIGRATIONS)}); "
-                    "upgrade rxchat to use it."
-                )
-            for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in statements:
-                    tx.query(statement)
-                tx.query(f"PRAGMA user_version = {number}")
+            migrate(tx, version, MIGRATIONS, repr(str(self.path)),
+                    lambda number: tx.query(f"PRAGMA user_version = {number}"))
 
     @contextmanager
     def _fail_clearly(self) -> Iterator[None]:
