@@ -102,11 +102,13 @@ def test_dispose_after_completion_leaves_the_pooled_connection_alone(
 
 
 def test_a_request_sent_from_on_completed_does_not_wait_for_its_own_drain(
-    server: FakeServer, client: ChatClient
+    server: FakeServer, client: ChatClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # On a synchronous scheduler the second request runs inside the first's
     # on_completed, on the thread that still waits for the first body's terminator.
-    late = Reply((b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n', DONE, 0.5))
+    # A long wait and a later terminator keep the margin wide on a loaded machine.
+    monkeypatch.setattr(_transport, "REUSE_WAIT", 2.0)
+    late = Reply((b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n', DONE, 3.0))
     server.enqueue(late, Reply.text("b"))
     scheduler = ImmediateScheduler()
     second_at: list[float] = []
