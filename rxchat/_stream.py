@@ -35,7 +35,7 @@ from typing import Any
 
 import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable, SerialDisposable
+from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import TimeoutScheduler
 
 from ._abort import AbortHandle
@@ -142,15 +142,21 @@ class _Reader(Emitter):
         self._scheduler = scheduler
         self._attempts = 0
         self._handle = AbortHandle()
+        # The first attempt and the pending retry are held apart: on a fast failure
+        # (connection refused) the first attempt schedules its retry before
+        # `start()` has stored the first action, and one SerialDisposable would then
+        # dispose (cancel) that retry when `start()` stores the first action.
+        self._first = SingleAssignmentDisposable()
         self._pending = SerialDisposable()
         self._deadline = float("inf")
         self._started = 0.0
 
     def start(self) -> None:
-        self._pending.disposable = self._scheduler.schedule(self._run_attempt)
+        self._first.disposable = self._scheduler.schedule(self._run_attempt)
 
     def dispose(self) -> None:
         self._stopped = True
+        self._first.dispose()
         self._pending.dispose()
         self._handle.abort()
 

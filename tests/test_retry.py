@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
+from reactivex.abc import DisposableBase
 from reactivex.notification import Notification, OnError, OnNext
+from reactivex.scheduler import TimeoutScheduler
 from reactivex.testing import TestScheduler
 from reactivex.testing.mockobserver import MockObserver
 
@@ -336,6 +338,24 @@ def test_dispose_during_a_long_wait_ends_the_waiting_thread_at_once(server: Fake
         "the thread waiting to retry outlived dispose"
     )
     assert len(server.requests) == 1 and result.events == []
+
+
+class InlineFirstScheduler(TimeoutScheduler):
+    """Runs an immediate action before ``schedule`` returns, timed ones on a timer."""
+
+    def schedule(self, action: Any, state: Any = None) -> DisposableBase:
+        return self.invoke_action(action, state)
+
+
+def test_a_retry_scheduled_before_the_first_action_is_stored_still_runs() -> None:
+    """A refused connection fails at once: its retry is scheduled while `schedule`
+    for the first attempt has not yet returned, and storing the first action must
+    not cancel that retry (it did, about one stream in a hundred, on the default
+    scheduler: the stream then never ended)."""
+    client = ChatClient(f"http://127.0.0.1:{closed_port()}/v1", "k", max_retries=1)
+    stream = create_stream_completion(PARAMS, client=client, scheduler=InlineFirstScheduler())
+    result = collect(stream, timeout=5.0)
+    assert type(result.error) is APIConnectionError and "2 attempts" in str(result.error)
 
 
 def test_retry_after_is_honoured_in_real_time(server: FakeServer) -> None:
