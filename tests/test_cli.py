@@ -308,8 +308,15 @@ def test_help_and_history_and_exit(fake: FakeServer) -> None:
     assert result.status == 0
     assert "[no messages yet]" in result.out
     for command in ("/help", "/reset", "/undo", "/retry", "/system TEXT", "/model NAME",
-                    "/save PATH", "/load PATH", "/history", "/exit"):
+                    "/save PATH", "/load PATH", "/history", "/exit,"):
         assert f"  {command} " in result.out
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("command", ["/quit", "/QUIT", "/q"])
+def test_quit_is_another_name_for_exit(fake: FakeServer, command: str) -> None:
+    result = run("chat", "--base-url", fake.base_url, stdin=f"{command}\nnever\n")
+    assert result.status == 0 and result.err == ""
     assert fake.requests == []
 
 

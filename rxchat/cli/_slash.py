@@ -18,7 +18,7 @@ from ._logs import describe_message
 if TYPE_CHECKING:
     from ._chat import Chat
 
-__all__ = ["COMMANDS", "run_command"]
+__all__ = ["ALIASES", "COMMANDS", "run_command"]
 
 Handler = Callable[["Chat", str], bool]
 
@@ -119,8 +119,11 @@ COMMANDS: Mapping[str, tuple[Handler, str]] = {
     "/load": (_load, "/load PATH       load a conversation saved with /save"),
     "/history": (_history, "/history         show the conversation so far"),
     "/id": (_id, "/id              the id of this conversation in the log"),
-    "/exit": (_exit, "/exit            leave (also Ctrl-D)"),
+    "/exit": (_exit, "/exit, /quit     leave (also Ctrl-D)"),
 }
+
+# Other names users type for a command (not listed by /help on their own line).
+ALIASES: Mapping[str, str] = {"/quit": "/exit", "/q": "/exit", "/?": "/help"}
 
 
 def run_command(chat: Chat, line: str) -> bool:
@@ -134,7 +137,7 @@ def run_command(chat: Chat, line: str) -> bool:
         True if the chat should end.
     """
     name, _, arg = line.partition(" ")
-    entry = COMMANDS.get(name.lower())
+    entry = COMMANDS.get(ALIASES.get(name.lower(), name.lower()))
     if entry is None:
         chat.problem(f"Unknown command {name}; /help lists the commands.")
         return False
