@@ -101,34 +101,36 @@ class DeltaDecoder:
         Args:
             data: The data of a plain (``message``) event.
         """
+        # One try block holds the whole walk: anything not of the common shape
+        # (orjson refused it, not one choice, a choice or delta that is not a dict, a
+        # key missing) lands in the except and is left to decode_data. ``get`` is the
+        # cheapest check here: a provider that sends ``"usage": null`` on every chunk
+        # (OpenAI with include_usage) stays on this path.
         try:
             chunk = _loads_unchecked(data)
             (choice,) = chunk["choices"]
             delta = choice["delta"]
-        except (TypeError, KeyError, ValueError):  # orjson refused it, or not one choice
-            return None  # with a delta: decode_data decides
-        # JSON: choice["delta"] worked, so chunk and choice are dicts. The ``in`` tests
-        # and subscripts stand for ``get`` (method calls: slower), with the same result.
-        if (
-            type(delta) is not dict
-            or ("finish_reason" in choice and choice["finish_reason"] is not None)
-            or ("usage" in chunk and chunk["usage"] is not None)
-            or ("error" in chunk and chunk["error"])  # noqa: RUF019 (no get call)
-        ):
-            return None
-        index = choice["index"] if "index" in choice else 0  # noqa: SIM401 (no call)
-        if type(index) is not int or index not in self._open_choices:
-            return None
-        if len(delta) == 1 and "content" in delta:
-            content = delta["content"]
-            if type(content) is str:
-                return _content_message(content, index)
-        get = delta.get
-        if get("tool_calls") is None and _STR_OR_NONE.issuperset(
-            map(type, (get("role"), get("content"), get("reasoning_content"),
-                       get("reasoning"), get("name"), get("tool_call_id")))
-        ):
-            return _delta(delta, None, index)
+            if (
+                choice.get("finish_reason") is not None
+                or chunk.get("usage") is not None
+                or chunk.get("error")
+            ):
+                return None
+            index = choice.get("index", 0)
+            if type(index) is not int or index not in self._open_choices:
+                return None
+            if len(delta) == 1 and "content" in delta:  # the most common delta
+                content = delta["content"]
+                if type(content) is str:
+                    return _content_message(content, index)
+            get = delta.get
+            if get("tool_calls") is None and _STR_OR_NONE.issuperset(
+                map(type, (get("role"), get("content"), get("reasoning_content"),
+                           get("reasoning"), get("name"), get("tool_call_id")))
+            ):
+                return _delta(delta, None, index)
+        except (TypeError, KeyError, ValueError, AttributeError):
+            pass
         return None
 
     def decode(self, event: ServerSentEvent) -> tuple[list[Message], StreamError | None]:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import reactivex.operators as ops
+from reactivex.observer.autodetachobserver import AutoDetachObserver
 from reactivex.scheduler import CurrentThreadScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
@@ -120,3 +121,28 @@ def test_a_state_subscriber_that_raises_does_not_cost_the_turn(
     assert session.state.status == "idle"
     assert [m.content for m in session.messages] == ["hi", "the whole reply"]
     assert raised and "subscriber raised" in caplog.text
+
+
+def test_the_read_loop_calls_the_subscribers_function_directly(
+    server: FakeServer, client: ChatClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The short path skips RxPY's ``AutoDetachObserver.on_next`` (one call per delta):
+    if an upgrade renames its private ``_on_next``, this fails instead of the loop
+    quietly falling back to the slower call."""
+    wrapper_calls: list[Message] = []
+    original = AutoDetachObserver.on_next
+
+    def counting(self: AutoDetachObserver[Message], value: Message) -> None:
+        wrapper_calls.append(value)
+        original(self, value)
+
+    monkeypatch.setattr(AutoDetachObserver, "on_next", counting)
+    server.enqueue(Reply.text("one two three four", pieces=4))
+    got: list[Message] = []
+    done = threading.Event()
+    create_stream_completion(PARAMS, client=client).subscribe(
+        got.append, on_completed=done.set
+    )
+    assert done.wait(5)
+    assert "".join(m.content or "" for m in got) == "one two three four"
+    assert len(got) >= 4 and wrapper_calls == []
