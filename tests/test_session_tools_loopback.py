@@ -16,6 +16,7 @@ import pytest
 import reactivex
 from reactivex import Observable
 from reactivex import operators as ops
+from reactivex.disposable import Disposable
 from reactivex.scheduler import NewThreadScheduler
 
 from rxchat import ChatClient, ChatSession, ChatState, Message, ToolCall, tool
@@ -45,6 +46,12 @@ def tool_messages(server: FakeServer, request: int = -1) -> list[tuple[str, str]
 
 def tool_threads() -> int:
     return sum(t.name == "rxchat-tool" for t in threading.enumerate())
+
+
+def client_threads() -> int:
+    """Threads alive, without the fake server's (one per kept-alive connection)."""
+    return sum(not t.name.startswith("rxchat-fake-server")
+               and "process_request_thread" not in t.name for t in threading.enumerate())
 
 
 def calls(*items: tuple[str, str, Any]) -> Reply:
@@ -122,8 +129,9 @@ def test_at_most_max_tool_concurrency_calls_run_at_once(
 def test_cancel_while_tools_run_disposes_them_and_threads_end(
     server: FakeServer, client: ChatClient
 ) -> None:
-    baseline = threading.active_count()
-    started, cancelled, disposed = threading.Event(), threading.Event(), threading.Event()
+    baseline = client_threads()
+    started, cancelled = threading.Event(), threading.Event()
+    subscribed, disposed = threading.Event(), threading.Event()
 
     async def wait_forever() -> str:
         """Wait until cancelled."""
@@ -136,22 +144,28 @@ def test_cancel_while_tools_run_disposes_them_and_threads_end(
         return "never"
 
     def watch() -> Observable[str]:
-        """Never answer; note when disposed."""
-        return reactivex.never().pipe(ops.finally_action(disposed.set))
+        """Never answer; note when subscribed and when disposed."""
+        def subscribe(_observer: Any, _scheduler: Any = None) -> Disposable:
+            subscribed.set()
+            return Disposable(disposed.set)
+        return reactivex.create(subscribe)
 
     server.enqueue(calls(("a", "wait_forever", {}), ("w", "watch", {})))
     session = ChatSession(client, tools=[wait_forever, watch])
     events: list[Any] = []
     subscription = session.ask("go").subscribe(events.append, events.append,
                                                lambda: events.append("done"))
-    assert started.wait(HANG) and wait_until(lambda: len(session.state.running_tools) == 2)
+    # both tools must really be running: a call cancelled before its worker starts
+    # is never made at all (test_tools.py checks that on its own)
+    assert started.wait(HANG) and subscribed.wait(HANG)
+    assert len(session.state.running_tools) == 2
     assert session.cancel()
     assert cancelled.wait(HANG) and disposed.wait(HANG)
     assert wait_until(lambda: events[-1:] == ["done"], HANG)
     assert [(m.role, m.tool_call_id) for m in session.messages] == [
         ("user", None), ("assistant", None), ("tool", "a"), ("tool", "w")]
     assert all(m.content and "cancelled" in m.content for m in session.messages[2:])
-    assert wait_until(lambda: threading.active_count() <= baseline, HANG)
+    assert wait_until(lambda: client_threads() <= baseline, HANG)
     subscription.dispose()
     # the history is valid for the next request: every call id has its result
     server.enqueue(Reply.text("fine"))

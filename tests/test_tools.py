@@ -6,10 +6,12 @@ import enum
 from typing import Any, Literal, Optional
 
 import pytest
+from reactivex.testing import TestScheduler
 
 from rxchat import ChatSession, Tool, tool
+from rxchat._models import FunctionCall, ToolCall
 from rxchat._schema import check_value, schema_of
-from rxchat._toolrun import result_text
+from rxchat._toolrun import ToolRunner, result_text
 from rxchat.errors import ConfigurationError
 
 
@@ -143,3 +145,27 @@ def test_results_become_text() -> None:
     assert result_text({"t": 1.5, "ok": True}) == '{"t": 1.5, "ok": true}'
     assert result_text(None) == "null"
     assert result_text(Unit.CELSIUS) == '"Unit.CELSIUS"'
+
+
+@pytest.mark.parametrize("approve", [None, lambda call: True], ids=["plain", "approved"])
+def test_a_call_stopped_before_its_worker_starts_is_never_made(approve: Any) -> None:
+    """A cancel can land between the session starting a call and its worker running."""
+    scheduler = TestScheduler()
+    made: list[int] = []
+    finished: list[Any] = []
+
+    @tool
+    def act(n: int) -> int:
+        """Record that the tool ran."""
+        made.append(n)
+        return n
+
+    runner = ToolRunner({"act": act}, approve, scheduler)
+    call = ToolCall(id="c1", function=FunctionCall("act", '{"n": 1}'))
+    runner.start(call, 0, finished.append).dispose()
+    scheduler.start()
+    assert (made, finished) == ([], [])
+    # the same call, not stopped, is made and reported once
+    runner.start(call, 1, finished.append)
+    scheduler.start()
+    assert made == [1] and [(f.turn, f.content) for f in finished] == [(1, "1")]
