@@ -4,6 +4,7 @@ network, a blocking collector with its grammar check, and polling helpers."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import ssl
 import sys
@@ -20,6 +21,12 @@ from reactivex.abc import DisposableBase
 from rxchat import ChatClient, ChatCompletionParams, Message
 from rxchat._replies import Framing
 from rxchat.testing import FakeServer
+
+# Ctrl-C tests send SIGINT to the CLI (in this process or a child). A shell that starts
+# the suite in the background (`cmd &`, nohup) makes it ignore SIGINT, and a child
+# inherits that, so those tests would hang: take the default handler back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 PARAMS: ChatCompletionParams = {"messages": [{"role": "user", "content": "hi"}]}
 """The smallest request: one user message."""
