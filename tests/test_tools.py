@@ -8,8 +8,7 @@ from typing import Any, Literal, Optional
 import pytest
 from reactivex.testing import TestScheduler
 
-from rxchat import ChatSession, Tool, tool
-from rxchat._models import FunctionCall, ToolCall
+from rxchat import ChatSession, FunctionCall, Tool, ToolCall, tool
 from rxchat._schema import check_value, schema_of
 from rxchat._toolrun import ToolRunner, result_text
 from rxchat.errors import ConfigurationError
