@@ -67,7 +67,7 @@ from rxchat import (
     Message,
     create_stream_completion,
 )
-from rxchat._json import FAST
+from rxchat._wire.json import FAST
 
 if FAST:
     import orjson
@@ -739,9 +739,9 @@ def time_stages(events: Sequence[bytes], repeat: int, out: TextIO) -> dict[str, 
     Returns:
         ``{stage: microseconds per delta}`` (best of ``repeat``).
     """
-    from rxchat._deltas import DeltaDecoder
-    from rxchat._messages import message as build
-    from rxchat._sse import SSEDecoder
+    from rxchat._wire.deltas import DeltaDecoder
+    from rxchat._wire.messages import message as build
+    from rxchat._wire.sse import SSEDecoder
 
     body = b"".join(events)
     pieces = [body[i : i + READ_SIZE] for i in range(0, len(body), READ_SIZE)]

@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 from ._client import ChatClient
-from ._history import ChatState
+from ._session.reducer import ChatState
 from ._models import ChatCompletionParams, ChatMessage, FunctionCall, Message, ToolCall, Usage
-from ._offline_client import offline_client
-from ._session import ChatSession
+from ._offline.client import offline_client
+from ._session.session import ChatSession
 from ._stream import create_stream_completion
-from ._tools import Tool, tool
+from ._tools.tools import Tool, tool
 
 __version__ = "0.1.0"
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from . import _transport
+from ._http import transport as _transport
 from ._models import ChatCompletionParams, message_to_wire
-from ._sse import DEFAULT_MAX_EVENT_BYTES
+from ._wire.sse import DEFAULT_MAX_EVENT_BYTES
 from .errors import AuthenticationError, ConfigurationError
 
 if TYPE_CHECKING:  # only the transport layer imports requests at run time

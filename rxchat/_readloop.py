@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from reactivex import abc
 from reactivex.observer.autodetachobserver import AutoDetachObserver
 
-from ._deltas import DeltaDecoder
+from ._wire.deltas import DeltaDecoder
 from ._models import Message
-from ._sse import ServerSentEvent, SSEDecoder
+from ._wire.sse import ServerSentEvent, SSEDecoder
 
 __all__ = ["Emitter", "ObserverError"]
 

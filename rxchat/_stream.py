@@ -38,15 +38,15 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import TimeoutScheduler
 
-from ._abort import AbortHandle
+from ._http.abort import AbortHandle
 from ._client import ChatClient
-from ._loop import deliver_on_loop, loop_of
-from ._messages import completion_messages
+from ._concurrency.loop import deliver_on_loop, loop_of
+from ._wire.messages import completion_messages
 from ._models import ChatCompletionParams, Message
 from ._readloop import Emitter, ObserverError
-from ._retry import retry_delay
-from ._status import status_error
-from ._transport import StreamResponse, post_stream
+from ._http.retry import retry_delay
+from ._http.status import status_error
+from ._http.transport import StreamResponse, post_stream
 from .errors import APITimeoutError, RxChatError, StreamError
 
 __all__ = ["create_stream_completion", "default_client"]

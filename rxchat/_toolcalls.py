@@ -16,7 +16,7 @@ import reactivex
 from reactivex import Observable, compose
 from reactivex import operators as ops
 
-from ._merge import merge_delta
+from ._wire.merge import merge_delta
 from ._models import Message, ToolCall
 
 __all__ = ["tool_calls"]

@@ -9,11 +9,11 @@ reader thread ──on_next──▶ Channel (≤ maxsize waiting) ──▶ asy
 
 * `iterate(observable)` is an async iterator and an async context manager. Values
   arrive on the producer's thread and wait in a bounded channel; the loop only takes
-  them (see `rxchat._channel`).
+  them (see `rxchat._concurrency.channel`).
 * `stream(params)` iterates `create_stream_completion(params)`; `await complete(params)`
   is the final message.
 * `await observable` works for rxchat's Observables and operators without `observe_on`:
-  they hand their values to the awaiting loop thread-safely (see `rxchat._loop`).
+  they hand their values to the awaiting loop thread-safely (see `rxchat._concurrency.loop`).
 
 When the subscription ends early: leaving an `async with` block, `aclose()`, or
 cancelling the task that waits for a value, disposes it at once. An iterator dropped
@@ -31,8 +31,8 @@ from typing import Generic, TypeVar
 
 from reactivex import Observable
 
-from . import _channel
-from ._channel import Channel
+from ._concurrency import channel as _channel
+from ._concurrency.channel import Channel
 from ._client import ChatClient
 from ._models import ChatCompletionParams, Message
 from ._stream import create_stream_completion

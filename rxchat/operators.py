@@ -3,7 +3,7 @@
 Each is built by composing ``reactivex.operators``; `idle_timeout` is
 ``reactivex.operators.timeout`` with a typed error. Every operator merges deltas with
 the one rule of `merge_delta` (one step, for running snapshots) and `merge_deltas` (a
-whole stream at once, in linear time), re-exported here from `rxchat._merge`, which
+whole stream at once, in linear time), re-exported here from `rxchat._wire.merge`, which
 states the rule.
 """
 
@@ -17,8 +17,8 @@ from reactivex import Observable, abc, compose
 from reactivex import operators as ops
 from reactivex.scheduler import ImmediateScheduler
 
-from ._loop import loop_of, on_loop, on_subscriber_loop
-from ._merge import merge_delta, merge_deltas
+from ._concurrency.loop import loop_of, on_loop, on_subscriber_loop
+from ._wire.merge import merge_delta, merge_deltas
 from ._models import Message
 from ._toolcalls import tool_calls
 from .errors import APITimeoutError

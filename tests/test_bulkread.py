@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from rxchat import ChatClient, _bulkread, _transport, create_stream_completion
-from rxchat._bulkread import bulk_reader, iter_dechunked
-from rxchat._replies import Framing
+from rxchat import ChatClient, create_stream_completion
+from rxchat._http import bulkread as _bulkread
+from rxchat._http import transport as _transport
+from rxchat._http.bulkread import bulk_reader, iter_dechunked
+from rxchat._offline.replies import Framing
 from rxchat.testing import STALL, FakeServer, Reply, chunk, sse_event
 from tests.conftest import FRAMINGS, collect, subscribe
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxchat._chunked import MAX_LINE, ChunkedDecodeError, ChunkedDecoder
+from rxchat._http.chunked import MAX_LINE, ChunkedDecodeError, ChunkedDecoder
 
 
 def decode(*pieces: bytes, end: bool = True) -> tuple[bytes, ChunkedDecoder]:

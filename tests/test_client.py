@@ -9,7 +9,7 @@ import requests
 
 from rxchat import ChatClient, create_stream_completion
 from rxchat._client import DEFAULT_BASE_URL, DEFAULT_MODEL, DEFAULT_TIMEOUT
-from rxchat._status import status_error
+from rxchat._http.status import status_error
 from rxchat.errors import (
     APIStatusError,
     AuthenticationError,

@@ -7,7 +7,7 @@ from typing import Any
 from reactivex.testing import ReactiveTest, TestScheduler
 
 from rxchat import ChatMessage, ChatSession, FunctionCall, Message, ToolCall
-from rxchat._context import estimate_tokens, request_messages
+from rxchat._session.context import estimate_tokens, request_messages
 from rxchat.testing import ScriptedCompletion
 
 SYSTEM = Message(role="system", content="S")

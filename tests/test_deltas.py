@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from rxchat import Message, ToolCall, Usage
-from rxchat._deltas import DeltaDecoder, error_message_of
+from rxchat._wire.deltas import DeltaDecoder, error_message_of
 from rxchat._models import FunctionCall
-from rxchat._sse import ServerSentEvent
+from rxchat._wire.sse import ServerSentEvent
 from rxchat.errors import StreamError, StreamInterrupted
 
 

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rxchat import Message
-from rxchat._deltas import DeltaDecoder
-from rxchat._messages import content_message, delta_message
-from rxchat._messages import message as _message
+from rxchat._wire.deltas import DeltaDecoder
+from rxchat._wire.messages import content_message, delta_message
+from rxchat._wire.messages import message as _message
 from rxchat._models import ToolCall
-from rxchat._sse import ServerSentEvent
+from rxchat._wire.sse import ServerSentEvent
 from rxchat.errors import StreamError
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, create_stream_completion
-from rxchat._replies import Framing
+from rxchat._offline.replies import Framing
 from rxchat.errors import (
     APIConnectionError,
     APIStatusError,

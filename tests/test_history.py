@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import reduce
 
 from rxchat import ChatState, Message
-from rxchat._history import (
+from rxchat._session.reducer import (
     DeltaReceived,
     Restored,
     SessionReset,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxchat import _json
+from rxchat._wire import json as _json
 
 pytest.importorskip("orjson")
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, create_stream_completion
-from rxchat._redact import redact_headers
+from rxchat._http.redact import redact_headers
 from rxchat.errors import APIConnectionError, ConfigurationError
 from rxchat.testing import STALL, FakeServer, Reply, chunk, closed_port
 from tests.conftest import PARAMS, collect

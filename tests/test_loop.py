@@ -1,4 +1,4 @@
-"""rxchat._loop and rxchat._channel: handing values to an asyncio loop, in both directions."""
+"""rxchat._concurrency.loop and rxchat._concurrency.channel: handing values to an asyncio loop, in both directions."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeSch
 from reactivex.subject import Subject
 
 from rxchat import aio
-from rxchat._channel import Channel
-from rxchat._loop import loop_of, on_subscriber_loop, thread_safe
+from rxchat._concurrency.channel import Channel
+from rxchat._concurrency.loop import loop_of, on_subscriber_loop, thread_safe
 from tests.conftest import wait_until
 from tests.test_aio import run
 

@@ -22,8 +22,8 @@ from reactivex.testing import TestScheduler
 from reactivex.testing.mockobserver import MockObserver
 
 from rxchat import ChatClient, Message, create_stream_completion
-from rxchat._retry import MAX_RETRY_AFTER, backoff_seconds, is_retryable, retry_delay
-from rxchat._status import retry_after_seconds, status_error
+from rxchat._http.retry import MAX_RETRY_AFTER, backoff_seconds, is_retryable, retry_delay
+from rxchat._http.status import retry_after_seconds, status_error
 from rxchat.errors import (
     APIConnectionError,
     APITimeoutError,

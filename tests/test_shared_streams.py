@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, Message, create_stream_completion
-from rxchat._replies import Framing, Part
+from rxchat._offline.replies import Framing, Part
 from rxchat.operators import merge_deltas
 from rxchat.testing import FakeServer, Reply
 from tests.conftest import FRAMINGS, Collected, collect

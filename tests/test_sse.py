@@ -14,7 +14,7 @@ import sseclient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxchat._sse import ServerSentEvent, SSEDecoder
+from rxchat._wire.sse import ServerSentEvent, SSEDecoder
 from rxchat.errors import StreamError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxchat._sse import ServerSentEvent, SSEDecoder
+from rxchat._wire.sse import ServerSentEvent, SSEDecoder
 from rxchat.errors import StreamError
 
 PIECES = [

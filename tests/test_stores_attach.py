@@ -17,7 +17,7 @@ from reactivex import operators as ops
 from reactivex.subject import BehaviorSubject
 
 from rxchat import ChatClient, ChatSession, Message
-from rxchat._persist import SessionFile, write_session
+from rxchat._session.persist import SessionFile, write_session
 from rxchat.errors import StoreError
 from rxchat.stores import SQLiteStore, attach, load_history
 from rxchat.testing import STALL, FakeServer, Reply, chunk

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, ChatCompletionParams, ChatMessage, Message, create_stream_completion
-from rxchat._replies import Framing
+from rxchat._offline.replies import Framing
 from rxchat.errors import (
     APIConnectionError,
     APITimeoutError,

@@ -9,8 +9,8 @@ import pytest
 from reactivex.testing import TestScheduler
 
 from rxchat import ChatSession, FunctionCall, Tool, ToolCall, tool
-from rxchat._schema import check_value, schema_of
-from rxchat._toolrun import ToolRunner, result_text
+from rxchat._tools.schema import check_value, schema_of
+from rxchat._tools.run import ToolRunner, result_text
 from rxchat.errors import ConfigurationError
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, create_stream_completion
-from rxchat._replies import DONE
+from rxchat._offline.replies import DONE
 from rxchat.errors import APIConnectionError, APIStatusError, APITimeoutError, ServerError
 from rxchat.testing import STALL, FakeServer, Reply, chunk, sse_event
 from tests.conftest import PARAMS, collect, subscribe

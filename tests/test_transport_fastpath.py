@@ -16,8 +16,10 @@ import pytest
 import urllib3
 from reactivex import operators as ops
 
-from rxchat import ChatClient, _abort, _bulkread, create_stream_completion
-from rxchat._replies import Framing
+from rxchat import ChatClient, create_stream_completion
+from rxchat._http import abort as _abort
+from rxchat._http import bulkread as _bulkread
+from rxchat._offline.replies import Framing
 from rxchat.testing import FakeServer, Reply
 from tests.conftest import FRAMINGS, PARAMS, collect, tls_client
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from rxchat import ChatClient, create_stream_completion
-from rxchat._replies import Framing
+from rxchat._offline.replies import Framing
 from rxchat.errors import APIConnectionError
 from rxchat.testing import STALL, FakeServer, Reply, chunk
 from tests.conftest import (

@@ -7,7 +7,7 @@ from functools import reduce
 from reactivex import Observer
 
 from rxchat import ChatState, Message
-from rxchat._commands import (
+from rxchat._session.commands import (
     Ask,
     Asked,
     Cancel,
@@ -20,8 +20,8 @@ from rxchat._commands import (
     Streamed,
     Withdrawn,
 )
-from rxchat._history import DeltaReceived, TurnCompleted
-from rxchat._turns import Actor, step
+from rxchat._session.reducer import DeltaReceived, TurnCompleted
+from rxchat._session.turns import Actor, step
 from rxchat.errors import SessionError
 
 QUIET: Observer[Message] = Observer(lambda _v: None, lambda _e: None, lambda: None)
@@ -84,7 +84,7 @@ def test_regenerate_with_nothing_to_regenerate_ends_with_an_error() -> None:
 def tool_turn(*ids: str, concurrency: int = 2, max_steps: int = 8) -> tuple[Ask, Actor]:
     """An actor whose turn's reply called tools `ids` and has just completed."""
     from rxchat import FunctionCall, ToolCall
-    from rxchat._turns import ToolLoop
+    from rxchat._session.turns import ToolLoop
 
     one = ask("go")
     calls = tuple(ToolCall(i, id, "function", FunctionCall("f", "{}")) for i, id in enumerate(ids))
@@ -97,15 +97,15 @@ def tool_turn(*ids: str, concurrency: int = 2, max_steps: int = 8) -> tuple[Ask,
 
 
 def finished(one: Ask, actor: Actor, id: str, text: str = "r") -> Actor:
-    from rxchat._commands import ToolReturned
-    from rxchat._toolstate import ToolFinished
+    from rxchat._session.commands import ToolReturned
+    from rxchat._session.toolstate import ToolFinished
 
     (call,) = [c for c in actor.state.running_tools if c.id == id]
     return step(actor, ToolReturned(one, ToolFinished(actor.state.turn, call, f"{text}-{id}")))
 
 
 def test_a_reply_with_calls_commits_a_step_and_starts_calls_up_to_the_limit() -> None:
-    from rxchat._commands import RunTool
+    from rxchat._session.commands import RunTool
 
     one, actor = tool_turn("a", "b", "c")
     assert actor.state.status == "tools" and actor.running is one
@@ -123,8 +123,8 @@ def test_a_reply_with_calls_commits_a_step_and_starts_calls_up_to_the_limit() ->
 
 
 def test_a_late_result_of_a_cancelled_turn_changes_nothing() -> None:
-    from rxchat._commands import ToolReturned
-    from rxchat._toolstate import ToolFinished
+    from rxchat._session.commands import ToolReturned
+    from rxchat._session.toolstate import ToolFinished
 
     one, actor = tool_turn("a")
     cancelled = step(actor, Cancel(None))

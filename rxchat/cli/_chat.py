@@ -23,7 +23,7 @@ from reactivex import Observable
 
 from .. import __version__
 from .._models import Message
-from .._session import ChatSession
+from .._session.session import ChatSession
 from ..errors import (
     AuthenticationError,
     BadRequestError,

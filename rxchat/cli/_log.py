@@ -16,7 +16,7 @@ from typing import Any
 
 from .._client import ChatClient
 from .._models import Message
-from .._session import ChatSession
+from .._session.session import ChatSession
 from ..errors import ConfigurationError, StoreError
 from ..stores import ConversationStore, SQLiteStore, StoreWriter, attach, load_history
 from ..stores._paths import data_dir

@@ -18,8 +18,8 @@ import time
 from dataclasses import replace
 
 from .._models import ChatCompletionParams, Message, MessageLike
-from .._offline import offline_reply
-from .._server import FakeServer
+from .._offline.model import offline_reply
+from .._offline.server import FakeServer
 from .._stream import create_stream_completion
 from ..errors import ConfigurationError
 from ..stores import ConversationStore

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .._models import Message
-from .._session import ChatSession
+from .._session.session import ChatSession
 from ..errors import RxChatError
 from ._logs import describe_message
 

@@ -20,8 +20,8 @@ from reactivex import Observable
 from reactivex.subject import AsyncSubject
 
 from .._models import Message, ToolCall
-from .._state import ChatState
-from .._tools import Tool, tool_table
+from .._session.state import ChatState
+from .._tools.tools import Tool, tool_table
 from ..errors import ConfigurationError
 from ._console import Console
 from ._render import ReplyView

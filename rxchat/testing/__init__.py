@@ -15,9 +15,9 @@ them); this package re-exports them for tests, beside the test-only helpers.
 
 from __future__ import annotations
 
-from .._offline import offline_answer, offline_reply, offline_tool_call
-from .._replies import RESET, STALL, RecordedRequest, Reply, chunk, sse_event
-from .._server import FakeServer
+from .._offline.model import offline_answer, offline_reply, offline_tool_call
+from .._offline.replies import RESET, STALL, RecordedRequest, Reply, chunk, sse_event
+from .._offline.server import FakeServer
 from ._marbles import ScriptedCompletion, marble_deltas
 from ._proxy import ForwardProxy, closed_port
 

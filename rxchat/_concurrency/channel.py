@@ -1,0 +1,138 @@
+"""A bounded channel from producer threads to one consumer on an asyncio loop.
+
+The producer side is an Rx observer, called on whatever thread the source emits on
+(the SSE reader, a session's actor). When ``maxsize`` values wait, ``on_next`` blocks
+that thread, so the reader stops reading and TCP pushes back on the server; the event
+loop never blocks: its side only takes what is there, or awaits a future that a
+producer resolves with ``call_soon_threadsafe``. Nothing is dropped.
+
+Two exceptions, where waiting would be worse than queueing beyond ``maxsize``:
+
+* a value emitted *on the loop's own thread* (a synchronous source, or a session
+  whose scheduler is that loop) cannot wait for the loop: that would deadlock;
+* a value emitted by a ``ChatSession``'s actor (its mailbox's drain): that thread
+  serves every command and subscriber of the session, and a blocking method called
+  from the loop (``undo()``, ``reset()``, ``set_system()``) would wait for it while it
+  waited for the loop. The session's mailbox does not pause the reader, so its turns
+  are not slowed by a slow consumer (yet).
+
+The lock guards only the deque and flags; no user code runs while it is held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable
+from reactivex.disposable import SingleAssignmentDisposable
+
+from .mailbox import on_a_drain_thread
+
+_T = TypeVar("_T")
+
+__all__ = ["Channel"]
+
+NEXT, ERROR, COMPLETED = 0, 1, 2
+
+
+class Channel(Generic[_T]):
+    """One subscription's values, waiting for the consumer on ``loop``.
+
+    Args:
+        loop: The consumer's loop (the running one when the channel is made).
+        maxsize: How many values may wait before a producing thread waits.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int) -> None:
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._maxsize = maxsize
+        self._room = threading.Condition(threading.Lock())
+        self._items: deque[tuple[int, Any]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._subscription = SingleAssignmentDisposable()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the consumer has gone (values are no longer taken)."""
+        return self._closed
+
+    def subscribe(self, source: Observable[_T]) -> None:
+        """Subscribe the channel to ``source`` (once)."""
+        self._subscription.disposable = source.subscribe(
+            self.on_next, self.on_error, self.on_completed
+        )
+
+    # -- producer side: any thread ---------------------------------------------------
+
+    def on_next(self, value: _T) -> None:
+        """Queue a value; on a thread other than the loop's, wait while the channel is full."""
+        wait = threading.get_ident() != self._loop_thread and not on_a_drain_thread()
+        self._put(NEXT, value, wait=wait)
+
+    def on_error(self, error: Exception) -> None:
+        """Queue the error (never waits)."""
+        self._put(ERROR, error, wait=False)
+
+    def on_completed(self) -> None:
+        """Queue the end (never waits)."""
+        self._put(COMPLETED, None, wait=False)
+
+    def _put(self, kind: int, value: Any, *, wait: bool) -> None:
+        with self._room:
+            while wait and len(self._items) >= self._maxsize and not self._closed:
+                self._room.wait()
+            if self._closed:
+                return
+            self._items.append((kind, value))
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None and not self._wake_consumer(waiter):
+            self.close()  # the loop is closed: no consumer is left
+
+    def _wake_consumer(self, waiter: asyncio.Future[None]) -> bool:
+        if threading.get_ident() == self._loop_thread:
+            _wake(waiter)
+            return True
+        try:
+            self._loop.call_soon_threadsafe(_wake, waiter)
+        except RuntimeError:  # the loop is closed
+            return False
+        return True
+
+    # -- consumer side: the loop's thread ----------------------------------------------
+
+    def take(self) -> tuple[int, Any] | asyncio.Future[None]:
+        """The next item (the end once closed), or a future resolved when there is one."""
+        with self._room:
+            if self._closed:
+                return COMPLETED, None
+            if self._items:
+                item = self._items.popleft()
+                self._room.notify()
+                return item
+            waiter = self._waiter = self._loop.create_future()
+            return waiter
+
+    def close(self) -> None:
+        """The consumer is gone: drop what waits, free the producer, dispose the source.
+
+        Safe from any thread, and more than once. Disposing a ChatSession turn cancels
+        it; disposing a stream closes its socket.
+        """
+        with self._room:
+            self._closed = True
+            self._items.clear()
+            waiter, self._waiter = self._waiter, None
+            self._room.notify_all()
+        self._subscription.dispose()
+        if waiter is not None:  # a consumer awaiting the next value sees the end
+            self._wake_consumer(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
