@@ -29,7 +29,7 @@ the ``time.perf_counter_ns()`` taken just before it was written; the subscriber'
 ``--profile`` runs the rxchat case once under cProfile (reader loop on the calling
 thread) and times each stage of rxchat's pipeline in isolation, per delta.
 
-Nothing here asserts a timing; ``tests/test_benchmarks.py`` runs ``--quick`` so the
+Nothing here asserts a timing; ``tests/stress/test_benchmarks.py`` runs ``--quick`` so the
 script cannot rot. All traffic stays on 127.0.0.1.
 """
 

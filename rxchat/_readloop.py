@@ -5,8 +5,8 @@ path: the SSE decoder hands over the data of a plain event as a string
 (``SSEDecoder.feed_data``), the delta decoder turns a chunk of the common shape into
 its ``Message`` straight away (``DeltaDecoder.common_delta``), and the observer is
 called from this loop. Every other event goes the general way (``DeltaDecoder.decode``),
-which gives the same deltas (``tests/test_deltas_fast.py`` holds the two to each other;
-``tests/test_shared_streams.py`` runs recorded provider streams split at every byte).
+which gives the same deltas (``tests/wire/test_deltas_fast.py`` holds the two to each other;
+``tests/contract/test_shared_streams.py`` runs recorded provider streams split at every byte).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _subscriber_function(observer: abc.ObserverBase[Message]) -> Callable[[Messa
     checks the reader's own stop flag before every event (dispose sets both), so it
     calls that function directly: one Python call less per delta, about 4% of
     rxchat's per-delta cost. ``_on_next`` is private: ``reactivex`` has an upper
-    bound in ``setup.cfg``, and ``tests/test_stream_subscribers.py`` fails if this
+    bound in ``setup.cfg``, and ``tests/http/test_stream_subscribers.py`` fails if this
     path stops being taken.
     """
     if type(observer) is AutoDetachObserver:

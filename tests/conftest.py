@@ -47,9 +47,16 @@ ENV_VARIABLES = (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark everything under tests/stress/ `slow` (still run by default; `-m "not slow"` skips)."""
+    for item in items:
+        if "stress" in item.path.parts:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say how many documentation examples ran (tests/test_docs.py fills the report)."""
-    docs = sys.modules.get("tests.test_docs")
+    """Say how many documentation examples ran (tests/contract/test_docs.py fills the report)."""
+    docs = sys.modules.get("tests.contract.test_docs")
     for line in getattr(docs, "REPORT", []):
         terminalreporter.write_line(line)
 
@@ -228,8 +235,8 @@ def _private_data_dir(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str | None]:
-    """A PostgreSQL server's DSN for the whole session, or None (see tests/_postgres.py)."""
-    from tests._postgres import server_dsn
+    """A PostgreSQL server's DSN for the whole session, or None (see tests/stores/_postgres.py)."""
+    from tests.stores._postgres import server_dsn
 
     yield from server_dsn()
 
@@ -237,7 +244,7 @@ def postgres_server() -> Iterator[str | None]:
 @pytest.fixture
 def postgres_dsn(postgres_server: str | None) -> Iterator[str]:
     """A DSN whose search path is a fresh, empty schema; skips (fails in CI) without one."""
-    from tests._postgres import isolated_dsn, unavailable
+    from tests.stores._postgres import isolated_dsn, unavailable
 
     if postgres_server is None:
         unavailable("none was given and none could be started with .ci/pg-cluster")

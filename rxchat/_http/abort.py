@@ -156,7 +156,7 @@ class _TrackedHTTPConnection(_TrackingMixin, HTTPConnection):
 class _TrackedHTTPSConnection(_TrackingMixin, HTTPSConnection):
     def _new_conn(self) -> socket.socket:
         # urllib3's step that opens the TCP socket (private; urllib3 is pinned below
-        # 3 and tests/test_transport_tls.py fails if this stops being called).
+        # 3 and tests/http/test_transport_tls.py fails if this stops being called).
         sock: socket.socket = super()._new_conn()
         handle: AbortHandle | None = getattr(_current, "handle", None)
         if handle is not None:

@@ -175,7 +175,7 @@ class DeltaDecoder:
             messages = self._messages(chunk)
         except (TypeError, ValueError, AttributeError, KeyError):
             # A JSON object of the wrong shape ({"choices": true}, a string where an
-            # object belongs): found by tests/test_fuzz.py.
+            # object belongs): found by tests/stress/test_fuzz.py.
             if kind == "error" or chunk.get("error"):
                 return [], _stream_error(chunk)
             raise StreamError(

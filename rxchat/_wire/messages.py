@@ -6,7 +6,7 @@ time: an instance of a plain class with the very same slots is filled in with or
 attribute stores and then becomes a ``Message`` by ``__class__`` assignment, which
 Python allows between classes of identical layout. The result is the same value: its
 type is ``Message``, it is equal, hashes the same and is still frozen
-(``tests/test_deltas_fast.py``).
+(``tests/wire/test_deltas_fast.py``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ openai-node#2725) and still drops one whose last line was cut off mid-line.
 
 sseclient-py, the usual choice, fails several of these points (it dispatches a cut-off
 trailing event, keeps the BOM, and misses ``\\n\\r\\n`` event boundaries), so rxchat
-carries this decoder instead; ``tests/test_sse.py`` shows the differences.
+carries this decoder instead; ``tests/wire/test_sse.py`` shows the differences.
 """
 
 from __future__ import annotations

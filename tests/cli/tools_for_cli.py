@@ -1,4 +1,4 @@
-"""Tools the CLI tests load with ``--tool tests.tools_for_cli:NAME``."""
+"""Tools the CLI tests load with ``--tool tests.cli.tools_for_cli:NAME``."""
 
 from __future__ import annotations
 

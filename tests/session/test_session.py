@@ -481,7 +481,7 @@ def test_the_overhead_benchmark_runs() -> None:
     import io
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "session_overhead.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "session_overhead.py"
     spec = importlib.util.spec_from_file_location("session_overhead", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

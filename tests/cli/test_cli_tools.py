@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from rxchat.testing import FakeServer, Reply
 
-from .test_cli import fake, run
+from tests.cli.test_cli import fake, run
 
 __all__ = ["fake"]
 
-ADD = "tests.tools_for_cli:add"
+ADD = "tests.cli.tools_for_cli:add"
 
 
 def test_with_yes_a_named_tool_runs_and_the_call_is_shown(fake: FakeServer) -> None:
-    result = run("chat", "--tool", ADD, "--tool", "tests.tools_for_cli:loud", "--yes",
+    result = run("chat", "--tool", ADD, "--tool", "tests.cli.tools_for_cli:loud", "--yes",
                  stdin='add {"a": 2, "b": 3}\nshout {"text": "hi"}\n', env={})
     assert result.status == 0, result.err
     assert '  ↳ add({"a": 2, "b": 3}) → 5\nThe add tool returned: 5.' in result.out
@@ -39,7 +39,7 @@ def test_each_call_is_asked_first_and_a_no_declines_it(fake: FakeServer) -> None
 def test_a_tool_that_cannot_be_loaded_is_a_usage_error(fake: FakeServer) -> None:
     for spec, words in [("nocolon", "module:function"),
                         ("no_such_module_xyz:f", "cannot import"),
-                        ("tests.tools_for_cli:NOT_A_FUNCTION", "no function")]:
+                        ("tests.cli.tools_for_cli:NOT_A_FUNCTION", "no function")]:
         result = run("chat", "--tool", spec, stdin="hi\n", env={})
         assert result.status == 2 and words in result.err, (spec, result.err)
         assert "Traceback" not in result.err

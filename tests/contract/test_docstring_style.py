@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted((ROOT / "rxchat").rglob("*.py"))
 ROLE = re.compile(r":(?:py:)?(class|func|data|mod|meth|attr|exc|obj|const|ref):`~?([^`]+)`")
 LITERAL = re.compile(r"::[ \t]*$", re.M)

@@ -19,7 +19,7 @@ from rxchat import aio
 from rxchat._concurrency.channel import Channel
 from rxchat._concurrency.loop import loop_of, on_subscriber_loop, thread_safe
 from tests.conftest import wait_until
-from tests.test_aio import run
+from tests.aio.test_aio import run
 
 
 def from_thread(values: list[int], *, pause: float = 0.0) -> Observable[int]:

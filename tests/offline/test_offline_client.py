@@ -15,7 +15,7 @@ from rxchat import ChatClient, ChatSession, create_stream_completion, offline_cl
 from rxchat import operators as rxops
 from rxchat.errors import APIConnectionError
 
-from .conftest import ENV_VARIABLES, PARAMS
+from tests.conftest import ENV_VARIABLES, PARAMS
 
 
 def test_streams_from_the_offline_model_without_a_key() -> None:
@@ -53,7 +53,7 @@ def test_delay_paces_the_words() -> None:
 
 def test_the_type_checked_user_program_runs_without_a_key() -> None:
     """CI type-checks tests/typecheck/user_program.py; here it must also run and print."""
-    program = Path(__file__).parent / "typecheck" / "user_program.py"
+    program = Path(__file__).parents[1] / "typecheck" / "user_program.py"
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARIABLES}
     done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True,
                           env=env, timeout=60, check=False)

@@ -23,7 +23,7 @@ from rxchat import ChatClient, ChatSession, Message
 from rxchat.testing import STALL, FakeServer, Reply, chunk
 from tests.conftest import wait_until
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "asgi_relay.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "asgi_relay.py"
 
 
 def load_example() -> ModuleType:

@@ -24,7 +24,7 @@ from rxchat import operators as rxops
 from rxchat.errors import StepLimitError, ToolError
 from rxchat.testing import FakeServer, Reply
 
-from .conftest import wait_until
+from tests.conftest import wait_until
 
 HANG = 10.0
 

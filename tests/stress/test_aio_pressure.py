@@ -21,7 +21,7 @@ import reactivex.operators as ops
 from rxchat import ChatClient, Message, aio, create_stream_completion
 from rxchat.testing import FakeServer, Reply, chunk
 from tests.conftest import PARAMS
-from tests.test_aio import run
+from tests.aio.test_aio import run
 
 PIECE = "x" * 16_000
 PIECES = 2_000  # a 32 MB reply, sent as fast as loopback allows
@@ -121,7 +121,7 @@ def test_the_loop_stays_responsive_while_ten_streams_run(
 
 
 def test_the_loop_lag_benchmark_runs() -> None:
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "aio_loop_lag.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "aio_loop_lag.py"
     spec = importlib.util.spec_from_file_location("aio_loop_lag", script)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)

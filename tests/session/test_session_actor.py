@@ -21,7 +21,7 @@ from rxchat import operators as rxops
 from rxchat.errors import SessionError
 from rxchat.testing import STALL, FakeServer, Reply, chunk
 
-from .conftest import collect, open_fds, wait_until
+from tests.conftest import collect, open_fds, wait_until
 
 HANG = 10.0
 """Seconds after which a call that should return at once is a deadlock."""

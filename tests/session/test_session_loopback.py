@@ -7,7 +7,7 @@ import threading
 from rxchat import ChatClient, ChatSession, Message
 from rxchat.testing import STALL, FakeServer, Reply, chunk
 
-from .conftest import collect
+from tests.conftest import collect
 
 
 def test_three_real_turns_send_the_growing_conversation(

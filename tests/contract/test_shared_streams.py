@@ -22,7 +22,7 @@ from rxchat.operators import merge_deltas
 from rxchat.testing import FakeServer, Reply
 from tests.conftest import FRAMINGS, Collected, collect
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 STREAMS = (REPO_ROOT.parent / "shared" / "streams").resolve()
 
 if not STREAMS.is_dir():

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 DSN_VARIABLE = "RXCHAT_TEST_POSTGRES_DSN"
-CLUSTER_SCRIPT = Path(__file__).resolve().parent.parent / ".ci" / "pg-cluster"
+CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "pg-cluster"
 
 
 def unavailable(reason: str) -> None:

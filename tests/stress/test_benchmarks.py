@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "stream_throughput.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "stream_throughput.py"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from rxchat import ChatSession
 from rxchat.cli import ExitCode, main
 from rxchat.stores import SQLiteStore
 from rxchat.testing import FakeServer, Reply
-from tests.test_cli import KEY, Run
+from tests.cli.test_cli import KEY, Run
 
 
 @pytest.fixture
