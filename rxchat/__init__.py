@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 from ._client import ChatClient
-from ._session.reducer import ChatState
 from ._models import ChatCompletionParams, ChatMessage, FunctionCall, Message, ToolCall, Usage
 from ._offline.client import offline_client
 from ._session.session import ChatSession
+from ._session.state import ChatState
 from ._stream import create_stream_completion
 from ._tools.tools import Tool, tool
 

@@ -148,15 +148,9 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         """Every non-empty field as a wire dict (for saving and display)."""
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        out = _wire_dict(self.role, self.content, self.name, self.tool_calls, self.tool_call_id)
         if self.reasoning_content is not None:
             out["reasoning_content"] = self.reasoning_content
-        if self.name is not None:
-            out["name"] = self.name
-        if self.tool_calls:
-            out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
-        if self.tool_call_id is not None:
-            out["tool_call_id"] = self.tool_call_id
         if self.finish_reason is not None:
             out["finish_reason"] = self.finish_reason
         if self.usage is not None:
@@ -213,14 +207,22 @@ class ChatMessage:
 
     def to_dict(self) -> dict[str, Any]:
         """The wire dict sent in ``messages``."""
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.name is not None:
-            out["name"] = self.name
-        if self.tool_calls:
-            out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
-        if self.tool_call_id is not None:
-            out["tool_call_id"] = self.tool_call_id
-        return out
+        return _wire_dict(self.role, self.content, self.name, self.tool_calls, self.tool_call_id)
+
+
+def _wire_dict(
+    role: str, content: str | None, name: str | None, tool_calls: tuple[ToolCall, ...],
+    tool_call_id: str | None,
+) -> dict[str, Any]:
+    """The request fields of a message as a wire dict: role and content, then the rest set."""
+    out: dict[str, Any] = {"role": role, "content": content}
+    if name is not None:
+        out["name"] = name
+    if tool_calls:
+        out["tool_calls"] = [c.to_dict() for c in tool_calls]
+    if tool_call_id is not None:
+        out["tool_call_id"] = tool_call_id
+    return out
 
 
 MessageLike = ChatMessage | Message | Mapping[str, Any]

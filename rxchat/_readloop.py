@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from reactivex import abc
 from reactivex.observer.autodetachobserver import AutoDetachObserver
 
-from ._wire.deltas import DeltaDecoder
 from ._models import Message
+from ._wire.deltas import DeltaDecoder
 from ._wire.sse import ServerSentEvent, SSEDecoder
 
 __all__ = ["Emitter", "ObserverError"]

@@ -6,7 +6,7 @@ SSE and delta decoders, and calls the observer directly. Every ``on_*`` call the
 comes from that one loop, in order, never concurrently.
 
 Each *attempt* is one scheduled action: the first with ``scheduler.schedule``, each
-retry with ``scheduler.schedule_relative(wait, ...)`` (policy in ``_retry.py``). So
+retry with ``scheduler.schedule_relative(wait, ...)`` (policy in ``_http/retry.py``). So
 the waits between attempts run on the caller's scheduler, in virtual time under a
 ``TestScheduler``, and the pending retry is one disposable: disposing cancels it.
 
@@ -38,15 +38,15 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import TimeoutScheduler
 
-from ._http.abort import AbortHandle
 from ._client import ChatClient
 from ._concurrency.loop import deliver_on_loop, loop_of
-from ._wire.messages import completion_messages
-from ._models import ChatCompletionParams, Message
-from ._readloop import Emitter, ObserverError
+from ._http.abort import AbortHandle
 from ._http.retry import retry_delay
 from ._http.status import status_error
 from ._http.transport import StreamResponse, post_stream
+from ._models import ChatCompletionParams, Message
+from ._readloop import Emitter, ObserverError
+from ._wire.messages import completion_messages
 from .errors import APITimeoutError, RxChatError, StreamError
 
 __all__ = ["create_stream_completion", "default_client"]

@@ -31,9 +31,9 @@ from typing import Generic, TypeVar
 
 from reactivex import Observable
 
+from ._client import ChatClient
 from ._concurrency import channel as _channel
 from ._concurrency.channel import Channel
-from ._client import ChatClient
 from ._models import ChatCompletionParams, Message
 from ._stream import create_stream_completion
 from .errors import ConfigurationError

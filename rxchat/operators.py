@@ -5,11 +5,17 @@ Each is built by composing ``reactivex.operators``; `idle_timeout` is
 the one rule of `merge_delta` (one step, for running snapshots) and `merge_deltas` (a
 whole stream at once, in linear time), re-exported here from `rxchat._wire.merge`, which
 states the rule.
+
+`tool_calls()` emits each whole tool call as soon as it is whole. Providers stream one
+call after another: a call's head (`id`, `function.name`), then its argument
+fragments; a call is complete when the next call begins, when the choice sends its
+`finish_reason`, or when the stream completes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import reactivex
@@ -18,9 +24,8 @@ from reactivex import operators as ops
 from reactivex.scheduler import ImmediateScheduler
 
 from ._concurrency.loop import loop_of, on_loop, on_subscriber_loop
+from ._models import Message, ToolCall
 from ._wire.merge import merge_delta, merge_deltas
-from ._models import Message
-from ._toolcalls import tool_calls
 from .errors import APITimeoutError
 
 _T = TypeVar("_T")
@@ -198,3 +203,56 @@ def _content_of(message: Message) -> str:
 
 def _reasoning_of(message: Message) -> str:
     return message.reasoning_content or ""
+
+
+@dataclass(frozen=True)
+class _Calls:
+    merged: Message = field(default_factory=Message)
+    emitted: int = 0
+    ready: tuple[ToolCall, ...] = ()
+
+
+_END: Any = object()  # appended to the stream: every call still open is complete
+
+
+def tool_calls() -> Callable[[Observable[Message]], Observable[ToolCall]]:
+    """Emit each complete `ToolCall` (arguments merged) as soon as it is complete.
+
+    ```text
+    deltas:  ──h1──a──a──h2──a──f──|     (h: a call's head, a: argument piece,
+    tool_calls()                          f: finish_reason)
+    calls    ────────────C1─────C2─|
+    ```
+
+    Only the first choice (`index` 0) is read. An error passes through; calls
+    still open when it arrives are not emitted (they may be cut off).
+
+    Returns:
+        An operator from deltas to tool calls.
+    """
+    def first_choice(delta: Message) -> bool:
+        return delta.index == 0
+
+    def ended(source: Observable[Message]) -> Observable[Message]:
+        return reactivex.concat(source, reactivex.just(_END))
+
+    def ready(calls: _Calls) -> Observable[ToolCall]:
+        return reactivex.from_iterable(calls.ready)
+
+    scan: Callable[[Observable[Message]], Observable[_Calls]] = ops.scan(_track, _Calls())
+    each: Callable[[Observable[_Calls]], Observable[ToolCall]] = ops.flat_map(ready)
+    return compose(ops.filter(first_choice), ended, scan, each)
+
+
+def _track(calls: _Calls, delta: Message) -> _Calls:
+    if delta is _END:
+        return _Calls(calls.merged, len(calls.merged.tool_calls),
+                      calls.merged.tool_calls[calls.emitted:])
+    merged = calls.merged
+    if delta.tool_calls:
+        merged = merge_delta(merged, Message(tool_calls=delta.tool_calls))
+    done = len(merged.tool_calls) - 1  # the last call may still grow...
+    if delta.finish_reason is not None:
+        done = len(merged.tool_calls)  # ...unless the choice is finished
+    done = max(done, calls.emitted)
+    return _Calls(merged, done, merged.tool_calls[calls.emitted:done])

@@ -14,7 +14,7 @@ The socket shut down is always the innermost TCP socket: through an HTTPS proxy 
 connection's socket is urllib3's ``SSLTransport`` (TLS inside TLS), which has no
 ``shutdown`` of its own.
 
-Only urllib3 is used here; ``_pools`` mounts `TrackedHTTPPool` and
+Only urllib3 is used here; ``pools`` mounts `TrackedHTTPPool` and
 `TrackedHTTPSPool` in the sessions rxchat builds, for direct and proxied
 requests alike.
 """

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from . import transport as _transport
 from .._client import ChatClient
 from ..errors import AuthenticationError, BadRequestError
+from . import transport as _transport
 
 __all__ = ["list_models"]
 

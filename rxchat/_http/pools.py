@@ -1,7 +1,7 @@
 """The ``requests.Session`` a client owns: pools whose connections can be aborted.
 
 `new_session` mounts an adapter whose urllib3 pools, direct and through an
-http(s) proxy alike, use the tracked connections of ``_abort``; `close_session`
+http(s) proxy alike, use the tracked connections of ``abort``; `close_session`
 closes every idle pooled socket at once; `draining` counts the streams of a
 session that are reading their last bytes before their connection goes back to the
 pool.

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .._wire.deltas import error_message_of
+from .._wire.json import error_message_of
 from ..errors import (
     APIStatusError,
     AuthenticationError,

@@ -1,4 +1,4 @@
-"""HTTP transport: with ``_pools`` and ``_neterrors``, the only modules that import
+"""HTTP transport: with ``pools`` and ``neterrors``, the only modules that import
 ``requests``.
 
 It opens one streamed POST and hands back a `StreamResponse` whose
@@ -8,19 +8,19 @@ It opens one streamed POST and hands back a `StreamResponse` whose
 * reads return whatever bytes are available, so an event is seen the moment it
   arrives in both chunked and close-delimited framing (``iter_content`` holds a
   close-delimited body until the connection ends): both are read from the socket file
-  in bulk (``_bulkread``; a chunked body is de-chunked by rxchat, since ``http.client``
+  in bulk (``bulkread``; a chunked body is de-chunked by rxchat, since ``http.client``
   would return one HTTP chunk, one event, per read), anything else with urllib3's
   ``read1``, which decodes a ``Content-Encoding`` (gzip, deflate);
 * the connection is tracked from the moment it connects, also through a proxy, so
   aborting works during the TLS handshake and while the server has not yet sent
-  headers (``_abort``: the socket is shut down, which wakes the blocked read);
+  headers (``abort``: the socket is shut down, which wakes the blocked read);
 * a stream that ended with ``[DONE]`` reads the rest of its body (`finish`), so
   the connection goes back to the pool and the next request reuses it;
 * the session's ``verify``, ``cert`` and ``proxies`` are passed with every request, so
   they win over ``REQUESTS_CA_BUNDLE`` and the proxy variables, as a caller expects;
 * redirects are followed only within the same origin: the API key and the
   conversation are never sent to another host;
-* every ``requests``/``urllib3``/socket exception is translated (``_neterrors``),
+* every ``requests``/``urllib3``/socket exception is translated (``neterrors``),
   once, including those raised while the body is read.
 """
 
@@ -36,12 +36,12 @@ from typing import Any
 
 import requests
 
+from ..errors import APIConnectionError, APIStatusError, StreamInterrupted
 from .abort import AbortHandle, tracking
 from .bulkread import SocketFileReader, iter_bulk
 from .neterrors import proxy_for, redirect_target, translate
 from .pools import Draining, close_session, draining, new_session
 from .redact import redact_headers
-from ..errors import APIConnectionError, APIStatusError, StreamInterrupted
 
 __all__ = [
     "DRAIN_LIMIT",
@@ -120,7 +120,7 @@ class StreamResponse:
     def _iter_body(self) -> Iterator[bytes]:
         raw = self._response.raw
         try:
-            # Chunked or close-delimited: straight from the socket file (``_bulkread``);
+            # Chunked or close-delimited: straight from the socket file (``bulkread``);
             # else (a length, a Content-Encoding) urllib3's read1, decoding.
             bulk = iter_bulk(raw, READ_SIZE)
             if bulk is not None:

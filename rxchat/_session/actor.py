@@ -17,6 +17,11 @@ in a `scan`, one at a time, on one serial scheduler: by default an
 holding thousands of idle sessions holds no idle threads). Subscribers, `ask()`
 observers and `send()` replays are called on that scheduler, in order, never
 concurrently and never while a lock is held, so they may call back into the session.
+
+`Replay` is the replay behind `ChatSession.send()`: a hot turn's deltas, for every
+subscriber. `reactivex.subject.ReplaySubject` replays to a new subscriber while holding
+its lock, which would call user code under a lock; here recording and joining both run
+on the session's serial scheduler (a join is posted to the mailbox), so no lock is needed.
 """
 
 from __future__ import annotations
@@ -26,12 +31,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable
+from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import EventLoopScheduler
 from reactivex.subject import Subject
 
+from .._concurrency.mailbox import Mailbox
+from .._models import Message, ToolCall
+from ..errors import ToolError
 from .commands import (
     Ask,
     Command,
@@ -46,20 +55,18 @@ from .commands import (
     Streamed,
     ToolReturned,
 )
-from .reducer import ChatState, DeltaReceived, TurnCompleted, TurnFailed
-from .._concurrency.mailbox import Mailbox
-from .._models import Message
-from .toolstate import ToolFinished
+from .events import DeltaReceived, ToolFinished, TurnCompleted, TurnFailed
+from .state import ChatState
 from .turns import Actor, step
 
-__all__ = ["SessionActor", "call_subscriber"]
+__all__ = ["Replay", "SessionActor", "call_subscriber"]
 
 log = logging.getLogger("rxchat")
 
 OpenStream = Callable[[ChatState], Observable[Message]]
 """Builds the stream of deltas of the turn that just started in a state."""
 
-StartTool = Callable[[RunTool, Callable[[ToolFinished], None]], abc.DisposableBase]
+StartTool = Callable[[ToolCall, Callable[[str, ToolError | None], None]], abc.DisposableBase]
 """Starts a tool call; its result goes to the callback (from any thread), once."""
 
 
@@ -172,10 +179,76 @@ class SessionActor:
         if not isinstance(tools, _StepTools):
             tools = _StepTools()
             ask.stream.disposable = tools  # the finished stream of the step is let go
-        tools.add(self._start_tool(effect, lambda event: post(ToolReturned(ask, event))))
+        tools.add(self._start_tool(effect.call, lambda content, error: post(
+            ToolReturned(ask, ToolFinished(effect.turn, effect.call, content, error))
+        )))
 
     def _crash(self, error: Exception) -> None:  # pragma: no cover - a bug in step()
         log.critical("rxchat: the session's reducer failed", exc_info=error)
+
+
+_Post = Callable[[Callable[[], None]], None]
+
+
+class Replay(abc.ObserverBase[Message]):
+    """Records one turn's deltas and end; `observable` replays them, then goes live.
+
+    Every method runs on the session's scheduler: the session calls the observer
+    methods, and `observable`'s subscribe and dispose are posted there.
+
+    Args:
+        post: Runs a callable on the session's scheduler (its mailbox).
+    """
+
+    def __init__(self, post: _Post) -> None:
+        self._post = post
+        self._deltas: list[Message] = []
+        self._end: tuple[Exception | None] | None = None
+        self._live: list[abc.ObserverBase[Message]] = []
+
+    @property
+    def observable(self) -> Observable[Message]:
+        """The turn's deltas from the first, then its end, for each subscriber."""
+
+        def subscribe(
+            observer: abc.ObserverBase[Message], _scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            self._post(lambda: self._join(observer))
+            return Disposable(lambda: self._post(lambda: self._leave(observer)))
+
+        return reactivex.create(subscribe)
+
+    def on_next(self, value: Message) -> None:
+        """Record a delta and pass it on."""
+        self._deltas.append(value)
+        for observer in list(self._live):
+            call_subscriber(observer.on_next, value)
+
+    def on_error(self, error: Exception) -> None:
+        """Record the turn's error and pass it on."""
+        self._finish(error)
+
+    def on_completed(self) -> None:
+        """Record the turn's completion and pass it on."""
+        self._finish(None)
+
+    def _finish(self, error: Exception | None) -> None:
+        self._end = (error,)
+        live, self._live = self._live, []
+        for observer in live:
+            _end(observer, error)
+
+    def _join(self, observer: abc.ObserverBase[Message]) -> None:
+        for delta in list(self._deltas):
+            call_subscriber(observer.on_next, delta)
+        if self._end is None:
+            self._live.append(observer)
+        else:
+            _end(observer, self._end[0])
+
+    def _leave(self, observer: abc.ObserverBase[Message]) -> None:
+        if observer in self._live:
+            self._live.remove(observer)
 
 
 class _StepTools(CompositeDisposable):
@@ -191,6 +264,7 @@ def call_subscriber(function: Callable[..., None], *args: Any) -> None:
 
 
 def _end(observer: abc.ObserverBase[Any], error: Exception | None) -> None:
+    """End `observer` with `error`, or complete it when None (as a subscriber call)."""
     if error is None:
         call_subscriber(observer.on_completed)
     else:

@@ -14,9 +14,9 @@ from typing import Any
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
 
-from .reducer import ChatState, DeltaReceived, TurnCompleted, TurnEvent, TurnFailed
 from .._models import ChatMessage, Message, ToolCall
-from .toolstate import ToolFinished
+from .events import DeltaReceived, ToolFinished, TurnCompleted, TurnEvent, TurnFailed
+from .state import ChatState
 
 __all__ = [
     "Ask", "AskValue", "Asked", "Cancel", "Closed", "Command", "Connect", "Deliver", "Disposed",

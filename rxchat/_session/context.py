@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from .._models import ChatCompletionParams, Message
-from .state import ChatState, system_prefix
 from .._tools.tools import Tool
+from .state import ChatState, system_prefix
 
 __all__ = ["TokenCounter", "estimate_tokens", "request_messages", "request_params"]
 

@@ -21,8 +21,15 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, VirtualTimeScheduler
 
-from .actor import SessionActor
 from .._client import ChatClient
+from .._concurrency.loop import on_subscriber_loop
+from .._models import ChatCompletionParams, Message
+from .._stream import create_stream_completion
+from .._tools.run import Approve, ToolRunner
+from .._tools.tools import Tool, ToolFunction, tool_table
+from ..errors import ConfigurationError, SessionError
+from ..stores import ConversationStore, attach, load_history
+from .actor import Replay, SessionActor
 from .commands import (
     Ask,
     Asked,
@@ -41,18 +48,10 @@ from .commands import (
     as_message,
 )
 from .context import TokenCounter, estimate_tokens, request_params
-from .reducer import ChatState, SystemChanged, TurnUndone, last_turn_start
-from .._concurrency.loop import on_subscriber_loop
-from .._models import ChatCompletionParams, Message
+from .events import SystemChanged, TurnUndone
 from .persist import SessionFile, read_session, write_session
-from .replay import Replay
-from .._stream import create_stream_completion
-from .._tools.run import Approve, ToolRunner
-from .._tools.tools import Tool, ToolFunction, tool_table
+from .state import ChatState, last_turn_start, system_prefix
 from .turns import Actor, ToolLoop
-from ..errors import ConfigurationError, SessionError
-from ..stores._attach import attach, load_history, resumed
-from ..stores._protocol import ConversationStore
 
 __all__ = ["AskValue", "ChatSession", "Completion"]
 
@@ -148,11 +147,11 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         head = (Message(role="system", content=system),) if system else ()
         messages = (*head, *map(as_message, history))
         if store is not None and conversation_id is not None:
-            messages = resumed(load_history(store, conversation_id), system)
+            messages = _resumed(load_history(store, conversation_id), system)
         seed = Actor(ChatState(messages=messages), loop=loop)
         self._actor = SessionActor(
             seed, scheduler, self._open_stream, self._stream_scheduler,
-            lambda run, done: runner.start(run.call, run.turn, done),
+            runner.start,
         )
         self._stopped = False
         self._writer = None if store is None else attach(
@@ -387,6 +386,14 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         if running is not None:
             running.stream.dispose()
         self._actor.post(command)
+
+
+def _resumed(stored: Sequence[Message], system: str | None) -> tuple[Message, ...]:
+    """A stored history to go on with; `system`, if given, replaces its system prompt."""
+    stored = tuple(stored)
+    if system is None:
+        return stored
+    return (Message(role="system", content=system), *stored[len(system_prefix(stored)):])
 
 
 def _equal(left: object, right: object) -> bool:

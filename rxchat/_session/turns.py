@@ -2,7 +2,7 @@
 
 `ChatSession` folds every command (an ask, a cancel, a delta from a turn's stream, a
 new subscriber, ...) through `step` in a `scan`, one at a time on its serial scheduler.
-`step` calls nothing but the pure reducers (`rxchat._session.reducer`, `rxchat._session.toolstate`):
+`step` calls nothing but the pure reducer (`rxchat._session.reducer.apply_event`):
 what must happen in the world (subscribe a stream, close one, start a tool call, hand
 a delta to an `ask()` subscriber) is listed in `Actor.effects`, and the session
 performs those after the state has been published. So the whole turn protocol is
@@ -33,6 +33,8 @@ from typing import Literal
 
 from reactivex import abc
 
+from .._models import Message
+from ..errors import SessionError, StepLimitError
 from .commands import (
     Ask,
     Asked,
@@ -58,20 +60,19 @@ from .commands import (
     Watch,
     Withdrawn,
 )
-from .reducer import (
-    ChatState,
+from .events import (
     DeltaReceived,
     SessionReset,
+    StepCommitted,
+    ToolsCommitted,
+    ToolStarted,
     TurnCancelled,
     TurnCompleted,
     TurnFailed,
     TurnStarted,
-    apply_event,
-    last_turn_start,
 )
-from .._models import Message
-from .toolstate import StepCommitted, ToolsCommitted, ToolStarted, waiting_calls
-from ..errors import SessionError, StepLimitError
+from .reducer import apply_event
+from .state import ChatState, last_turn_start, waiting_calls
 
 __all__ = ["Actor", "Phase", "ToolLoop", "step"]
 
@@ -275,7 +276,7 @@ def _drop(actor: Actor, error: Exception) -> Actor:
     if state.status == "tools":  # every committed call gets its result
         state = apply_event(state, TurnCancelled(state.turn))
     if state.status == "streaming":
-        state = ChatState(state.messages, turn=state.turn)
+        state = ChatState(messages=state.messages, turn=state.turn)
     return replace(actor, state=replace(state, queued=()), running=None, waiting=(),
                    effects=tuple(effects))
 

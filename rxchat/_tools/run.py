@@ -6,7 +6,7 @@ RunTool ─▶ worker thread: approve(call) ──▶ bool, awaitable or Observa
                 ▼
            worker thread: tool(**arguments) ─▶ value | awaitable | Observable (last value)
                 ▼
-           ToolFinished(call, text, error) posted to the session's mailbox
+           done(text, error): the session posts it to its mailbox
 ```
 
 Each call runs on a thread of its own, started for it and ended with it (the session
@@ -36,11 +36,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable
 
 from .._models import ToolCall
-from .tools import Tool
-from .._session.toolstate import ToolFinished
 from ..errors import ToolError
+from .tools import Tool
 
-__all__ = ["DECLINED", "Approve", "ToolRunner", "result_text"]
+__all__ = ["DECLINED", "Approve", "Done", "ToolRunner", "result_text"]
 
 log = logging.getLogger("rxchat")
 
@@ -49,6 +48,9 @@ Approve = Callable[[ToolCall], "bool | Awaitable[bool] | Observable[bool]"]
 
 DECLINED = "The user declined this tool call, so it was not run."
 """The result given to the model for a call the user refused."""
+
+Done = Callable[[str, "ToolError | None"], None]
+"""Told once how a call ended: its tool message's text, and the error (None: it worked)."""
 
 _Then = Callable[[Any, bool], None]  # (value, still on the worker that resolved it)
 
@@ -68,20 +70,18 @@ class ToolRunner:
     ) -> None:
         self.tools, self._approve, self._scheduler = dict(tools), approve, scheduler
 
-    def start(
-        self, call: ToolCall, turn: int, done: Callable[[ToolFinished], None]
-    ) -> abc.DisposableBase:
-        """Start `call`; `done` gets its `ToolFinished` once, from any thread.
+    def start(self, call: ToolCall, done: Done) -> abc.DisposableBase:
+        """Start `call`; `done` is told once how it ended, from any thread.
 
         Args:
             call: The call, as the model made it.
-            turn: The turn it belongs to.
-            done: Called with the result, unless the run was disposed first.
+            done: Called with the result text and error, unless the run was disposed
+                first.
 
         Returns:
             Disposing it stops the call (as far as Python allows).
         """
-        run = _Run(call, turn, done, self._scheduler)
+        run = _Run(call, done, self._scheduler)
         name = call.function.name or ""
         tool = self.tools.get(name)
         if tool is None:
@@ -107,11 +107,8 @@ class ToolRunner:
 class _Run(abc.DisposableBase):
     """One call in progress; `dispose` stops it."""
 
-    def __init__(
-        self, call: ToolCall, turn: int, done: Callable[[ToolFinished], None],
-        scheduler: abc.SchedulerBase | None,
-    ) -> None:
-        self._call, self._turn, self._done, self._scheduler = call, turn, done, scheduler
+    def __init__(self, call: ToolCall, done: Done, scheduler: abc.SchedulerBase | None) -> None:
+        self._call, self._done, self._scheduler = call, done, scheduler
         self._lock = threading.Lock()
         self._over = False  # finished or disposed
         self._subscriptions = CompositeDisposable()
@@ -229,7 +226,7 @@ class _Run(abc.DisposableBase):
             if self._over:
                 return
             self._over = True
-        self._done(ToolFinished(self._turn, self._call, content, error))
+        self._done(content, error)
 
 
 async def _wait(awaitable: Awaitable[Any]) -> Any:

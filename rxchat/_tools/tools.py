@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar, get_type_hints, overload
 
-from .schema import check_value, schema_of
 from ..errors import ConfigurationError
+from .schema import check_value, schema_of
 
 __all__ = ["Tool", "ToolFunction", "tool", "tool_table"]
 

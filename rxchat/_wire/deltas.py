@@ -18,46 +18,22 @@ cut-off one. What it accepts is modelled on recorded provider streams
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from .._models import Message, Usage
+from ..errors import StreamError, StreamInterrupted
 from . import json as _json
 from .messages import content_message as _content_message
 from .messages import delta_message as _delta
-from .._models import Message, Usage
 from .sse import ServerSentEvent
-from ..errors import StreamError, StreamInterrupted
 
-__all__ = ["DeltaDecoder", "error_message_of"]
+__all__ = ["DeltaDecoder"]
 
 _loads: Callable[[str], Any] = _json.loads
 _loads_unchecked: Callable[[str], Any] = _json.loads_unchecked
 _STR_OR_NONE = frozenset((str, type(None)))
-
-
-def error_message_of(payload: Any) -> tuple[str | None, Any]:
-    """Find the human message and code in an error body of any common shape.
-
-    Handles OpenAI's ``{"error": {"message", "code"}}``, SiliconFlow's
-    ``{"code", "message", "data"}``, ``{"error": "text"}`` and ``{"detail": ...}``.
-
-    Returns:
-        ``(message, code)``, either of which may be None.
-    """
-    if not isinstance(payload, Mapping):
-        return None, None
-    error = payload.get("error")
-    if isinstance(error, Mapping):
-        message = error.get("message") or error.get("msg")
-        return (str(message) if message else None), error.get("code")
-    if isinstance(error, str) and error:
-        return error, payload.get("code")
-    for key in ("message", "msg", "detail"):
-        value = payload.get(key)
-        if isinstance(value, str) and value:
-            return value, payload.get("code")
-    return None, payload.get("code")
 
 
 class DeltaDecoder:
@@ -187,15 +163,6 @@ class DeltaDecoder:
         return messages, None
 
     def _messages(self, chunk: dict[str, Any]) -> list[Message]:
-        choices = chunk.get("choices")
-        if type(choices) is list and len(choices) == 1 and chunk.get("usage") is None:
-            # The common chunk: one choice, already open, still streaming. Nothing to
-            # book-keep; the general loop below would give the same delta.
-            choice = choices[0]
-            if type(choice) is dict and choice.get("finish_reason") is None:
-                delta, index = choice.get("delta"), choice.get("index", 0)
-                if type(delta) is dict and type(index) is int and index in self._open_choices:
-                    return [_delta(delta, None, index)]
         raw_usage = chunk.get("usage")
         usage = Usage.from_dict(raw_usage) if isinstance(raw_usage, dict) else None
         messages: list[Message] = []
@@ -223,7 +190,7 @@ class DeltaDecoder:
 
 
 def _stream_error(chunk: dict[str, Any]) -> StreamError:
-    message, code = error_message_of(chunk)
+    message, code = _json.error_message_of(chunk)
     text = message or json.dumps(chunk)[:300]
     return StreamError(
         f"The server reported an error in the middle of the stream: {text}. The deltas "

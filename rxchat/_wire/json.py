@@ -1,4 +1,6 @@
-"""JSON parsing of stream events, with orjson when installed (``pip install rxchat[fast]``).
+"""JSON of the wire: parsing stream events (orjson when installed), and error objects.
+
+Parsing uses orjson when installed (``pip install rxchat[fast]``).
 
 orjson parses a chat-completion chunk about twice as fast as `json.loads`, which
 is a sixth of rxchat's time per delta. It is optional, and must never change a result:
@@ -12,10 +14,10 @@ with a run of 19 or more digits to `json.loads`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["FAST", "loads", "loads_unchecked"]
+__all__ = ["FAST", "error_message_of", "loads", "loads_unchecked"]
 
 
 def _orjson_loads() -> tuple[Callable[[str], Any], Callable[[str], Any]] | None:
@@ -53,4 +55,28 @@ value ``json.loads`` gives, except that an integer beyond 64 bits may come back 
 float, or a ``ValueError`` where ``json.loads`` may accept the text (``NaN``, lone
 surrogates, deep nesting). Only for a caller that leaves anything refused to ``loads``
 and uses no number of the result but ones it checks are ``int`` (the common delta in
-``_deltas.py``)."""
+``deltas.py``)."""
+
+
+def error_message_of(payload: Any) -> tuple[str | None, Any]:
+    """Find the human message and code in an error body of any common shape.
+
+    Handles OpenAI's ``{"error": {"message", "code"}}``, SiliconFlow's
+    ``{"code", "message", "data"}``, ``{"error": "text"}`` and ``{"detail": ...}``.
+
+    Returns:
+        ``(message, code)``, either of which may be None.
+    """
+    if not isinstance(payload, Mapping):
+        return None, None
+    error = payload.get("error")
+    if isinstance(error, Mapping):
+        message = error.get("message") or error.get("msg")
+        return (str(message) if message else None), error.get("code")
+    if isinstance(error, str) and error:
+        return error, payload.get("code")
+    for key in ("message", "msg", "detail"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value, payload.get("code")
+    return None, payload.get("code")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import json as _json
 from .._models import Message, ToolCall
 from ..errors import StreamError
+from . import json as _json
 
 __all__ = ["completion_messages", "content_message", "delta_message", "message"]
 
@@ -76,11 +76,11 @@ def content_message(content: str, index: int) -> Message:
 def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) -> Message:
     """The ``Message`` of one ``choices[i].delta`` wire dict.
 
-    Explicit nulls stay None; ``delta.reasoning`` is ``reasoning_content``.
+    Explicit nulls stay None; ``delta.reasoning`` is ``reasoning_content``. The
+    common content-only delta never gets here: `DeltaDecoder.common_delta` builds it
+    with `content_message`, the one check of the common shape.
     """
     get = delta.get
-    if len(delta) == 1 and "content" in delta:  # the common case: a content fragment
-        return message("assistant", get("content"), None, None, (), None, finish_reason, index)
     reasoning = get("reasoning_content")
     if reasoning is None:
         reasoning = get("reasoning")

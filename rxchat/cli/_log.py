@@ -18,8 +18,7 @@ from .._client import ChatClient
 from .._models import Message
 from .._session.session import ChatSession
 from ..errors import ConfigurationError, StoreError
-from ..stores import ConversationStore, SQLiteStore, StoreWriter, attach, load_history
-from ..stores._paths import data_dir
+from ..stores import ConversationStore, SQLiteStore, StoreWriter, attach, data_dir, load_history
 
 __all__ = ["ConversationLog", "HISTORY_NAME", "open_store", "resumed", "session_holding"]
 

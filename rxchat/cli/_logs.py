@@ -12,8 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 
 from .._models import Message
-from ..stores import ConversationStore, ConversationSummary, SQLiteStore
-from ..stores._paths import data_dir
+from ..stores import ConversationStore, ConversationSummary, SQLiteStore, data_dir
 from ._console import Console
 from ._errors import ExitCode
 from ._render import Palette

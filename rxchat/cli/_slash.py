@@ -8,19 +8,48 @@ of a missing file) prints one line and the chat goes on.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
+
+from reactivex import Observable
 
 from .._models import Message
 from .._session.session import ChatSession
 from ..errors import RxChatError
+from ._backend import Backend
+from ._console import Console
+from ._log import ConversationLog
 from ._logs import describe_message
+from ._render import Palette
 
-if TYPE_CHECKING:
-    from ._chat import Chat
+__all__ = ["ALIASES", "COMMANDS", "Chat", "run_command"]
 
-__all__ = ["ALIASES", "COMMANDS", "run_command"]
 
-Handler = Callable[["Chat", str], bool]
+class Chat(Protocol):
+    """What a slash command may use of the chat (`rxchat.cli._chat.Chat` is one)."""
+
+    console: Console
+    backend: Backend
+    palette: Palette
+    session: ChatSession
+    log: ConversationLog
+
+    def replace_session(self, session: ChatSession) -> None:
+        """Go on with `session` instead of the current one."""
+
+    def turn(self, ask: Callable[[], Observable[Message]]) -> Any:
+        """Play one turn asked by `ask`."""
+
+    def error(self, error: BaseException, *, hint: str = "") -> None:
+        """Report `error` in one line."""
+
+    def problem(self, text: str) -> None:
+        """Say what cannot be done now."""
+
+    def say(self, text: str) -> None:
+        """Print one line."""
+
+
+Handler = Callable[[Chat, str], bool]
 
 
 def _help(chat: Chat, _arg: str) -> bool:

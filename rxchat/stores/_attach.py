@@ -20,7 +20,7 @@ from .._models import Message
 from ..errors import StoreError
 from ._protocol import ConversationStore
 
-__all__ = ["StoreWriter", "attach", "load_history", "resumed"]
+__all__ = ["StoreWriter", "attach", "load_history"]
 
 log = logging.getLogger("rxchat.stores")
 
@@ -123,22 +123,3 @@ def load_history(store: ConversationStore, conversation_id: str) -> tuple[Messag
         StoreError: The store could not be read.
     """
     return store.get(conversation_id).messages
-
-
-def resumed(stored: Sequence[Message], system: str | None) -> tuple[Message, ...]:
-    """A stored history to go on with; `system`, if given, replaces its system prompt.
-
-    Args:
-        stored: The conversation's messages, as `load_history` returns them.
-        system: The system prompt the resuming session was given, or None to keep
-            the stored one.
-
-    Returns:
-        The messages the resumed session starts from.
-    """
-    if system is None:
-        return tuple(stored)
-    start = 0
-    while start < len(stored) and stored[start].role in ("system", "developer"):
-        start += 1
-    return (Message(role="system", content=system), *stored[start:])

@@ -1,4 +1,4 @@
-"""rxchat._concurrency.loop and rxchat._concurrency.channel: handing values to an asyncio loop, in both directions."""
+"""rxchat._concurrency.loop and .channel: handing values to an asyncio loop, both ways."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from reactivex.subject import Subject
 from rxchat import aio
 from rxchat._concurrency.channel import Channel
 from rxchat._concurrency.loop import loop_of, on_subscriber_loop, thread_safe
-from tests.conftest import wait_until
 from tests.aio.test_aio import run
+from tests.conftest import wait_until
 
 
 def from_thread(values: list[int], *, pause: float = 0.0) -> Observable[int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rxchat.testing import FakeServer, Reply
-
 from tests.cli.test_cli import fake, run
 
 __all__ = ["fake"]

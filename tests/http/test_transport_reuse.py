@@ -10,8 +10,8 @@ import pytest
 from reactivex.scheduler import ImmediateScheduler
 
 from rxchat import ChatClient, ChatSession, create_stream_completion
-from rxchat._http import transport as _transport
 from rxchat import operators as rxops
+from rxchat._http import transport as _transport
 from rxchat._offline.replies import DONE
 from rxchat.testing import STALL, FakeServer, Reply, chunk
 from tests.conftest import PARAMS, collect, open_fds, tls_client, wait_until

@@ -14,7 +14,6 @@ import pytest
 from rxchat import ChatClient, ChatSession, create_stream_completion, offline_client
 from rxchat import operators as rxops
 from rxchat.errors import APIConnectionError
-
 from tests.conftest import ENV_VARIABLES, PARAMS
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import reduce
 
 from rxchat import ChatState, Message
-from rxchat._session.reducer import (
+from rxchat._session.events import (
     DeltaReceived,
     Restored,
     SessionReset,
@@ -15,10 +15,9 @@ from rxchat._session.reducer import (
     TurnFailed,
     TurnStarted,
     TurnUndone,
-    apply_event,
-    last_turn_start,
-    system_prefix,
 )
+from rxchat._session.reducer import apply_event
+from rxchat._session.state import last_turn_start, system_prefix
 from rxchat.errors import StreamInterrupted
 
 SYSTEM = Message(role="system", content="S")

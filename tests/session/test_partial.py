@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rxchat import FunctionCall, Message, ToolCall, Usage
-from rxchat._session.reply import ReplyLog
+from rxchat._session.state import ReplyLog
 from rxchat.operators import merge_deltas
 
 texts = st.none() | st.text(max_size=5)

@@ -20,7 +20,6 @@ from rxchat import ChatClient, ChatSession, ChatState, Message
 from rxchat import operators as rxops
 from rxchat.errors import SessionError
 from rxchat.testing import STALL, FakeServer, Reply, chunk
-
 from tests.conftest import collect, open_fds, wait_until
 
 HANG = 10.0

@@ -6,7 +6,6 @@ import threading
 
 from rxchat import ChatClient, ChatSession, Message
 from rxchat.testing import STALL, FakeServer, Reply, chunk
-
 from tests.conftest import collect
 
 

@@ -20,7 +20,7 @@ from rxchat._session.commands import (
     Streamed,
     Withdrawn,
 )
-from rxchat._session.reducer import DeltaReceived, TurnCompleted
+from rxchat._session.events import DeltaReceived, TurnCompleted
 from rxchat._session.turns import Actor, step
 from rxchat.errors import SessionError
 
@@ -98,7 +98,7 @@ def tool_turn(*ids: str, concurrency: int = 2, max_steps: int = 8) -> tuple[Ask,
 
 def finished(one: Ask, actor: Actor, id: str, text: str = "r") -> Actor:
     from rxchat._session.commands import ToolReturned
-    from rxchat._session.toolstate import ToolFinished
+    from rxchat._session.events import ToolFinished
 
     (call,) = [c for c in actor.state.running_tools if c.id == id]
     return step(actor, ToolReturned(one, ToolFinished(actor.state.turn, call, f"{text}-{id}")))
@@ -124,7 +124,7 @@ def test_a_reply_with_calls_commits_a_step_and_starts_calls_up_to_the_limit() ->
 
 def test_a_late_result_of_a_cancelled_turn_changes_nothing() -> None:
     from rxchat._session.commands import ToolReturned
-    from rxchat._session.toolstate import ToolFinished
+    from rxchat._session.events import ToolFinished
 
     one, actor = tool_turn("a")
     cancelled = step(actor, Cancel(None))

@@ -20,8 +20,8 @@ import reactivex.operators as ops
 
 from rxchat import ChatClient, Message, aio, create_stream_completion
 from rxchat.testing import FakeServer, Reply, chunk
-from tests.conftest import PARAMS
 from tests.aio.test_aio import run
+from tests.conftest import PARAMS
 
 PIECE = "x" * 16_000
 PIECES = 2_000  # a 32 MB reply, sent as fast as loopback allows

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rxchat import ChatClient, Message, create_stream_completion
-from rxchat._wire.deltas import DeltaDecoder
 from rxchat._offline.replies import Framing
+from rxchat._wire.deltas import DeltaDecoder
 from rxchat._wire.sse import SSEDecoder
 from rxchat.errors import RxChatError
 from rxchat.testing import FakeServer, Reply, chunk, sse_event

@@ -23,7 +23,6 @@ from rxchat import ChatClient, ChatSession, ChatState, Message, ToolCall, tool
 from rxchat import operators as rxops
 from rxchat.errors import StepLimitError, ToolError
 from rxchat.testing import FakeServer, Reply
-
 from tests.conftest import wait_until
 
 HANG = 10.0

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from rxchat import Message, ToolCall, Usage
-from rxchat._wire.deltas import DeltaDecoder, error_message_of
 from rxchat._models import FunctionCall
+from rxchat._wire.deltas import DeltaDecoder
+from rxchat._wire.json import error_message_of
 from rxchat._wire.sse import ServerSentEvent
 from rxchat.errors import StreamError, StreamInterrupted
 

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rxchat import Message
+from rxchat._models import ToolCall
 from rxchat._wire.deltas import DeltaDecoder
 from rxchat._wire.messages import content_message, delta_message
 from rxchat._wire.messages import message as _message
-from rxchat._models import ToolCall
 from rxchat._wire.sse import ServerSentEvent
 from rxchat.errors import StreamError
 
