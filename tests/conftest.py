@@ -19,8 +19,7 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase
 
 from rxchat import ChatClient, ChatCompletionParams, Message
-from rxchat._offline.replies import Framing
-from rxchat.testing import FakeServer
+from rxchat.testing import FakeServer, Framing
 
 # Ctrl-C tests send SIGINT to the CLI (in this process or a child). A shell that starts
 # the suite in the background (`cmd &`, nohup) makes it ignore SIGINT, and a child

@@ -16,8 +16,7 @@ from rxchat import ChatClient, create_stream_completion
 from rxchat._http import bulkread as _bulkread
 from rxchat._http import transport as _transport
 from rxchat._http.bulkread import bulk_reader, iter_dechunked
-from rxchat._offline.replies import Framing
-from rxchat.testing import STALL, FakeServer, Reply, chunk, sse_event
+from rxchat.testing import STALL, FakeServer, Framing, Reply, chunk, sse_event
 from tests.conftest import FRAMINGS, collect, subscribe
 
 PARAMS: Any = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, create_stream_completion
-from rxchat._offline.replies import Framing
 from rxchat.errors import (
     APIConnectionError,
     APIStatusError,
@@ -32,7 +31,7 @@ from rxchat.errors import (
     StreamError,
     StreamInterrupted,
 )
-from rxchat.testing import RESET, STALL, FakeServer, Reply, chunk, closed_port, sse_event
+from rxchat.testing import RESET, STALL, FakeServer, Framing, Reply, chunk, closed_port, sse_event
 from tests.conftest import FRAMINGS, PARAMS, Collected, assert_grammar, collect, wait_until
 
 IDLE = 0.3

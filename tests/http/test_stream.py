@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, ChatCompletionParams, ChatMessage, Message, create_stream_completion
-from rxchat._offline.replies import Framing
 from rxchat.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -22,7 +21,7 @@ from rxchat.errors import (
     StreamError,
     StreamInterrupted,
 )
-from rxchat.testing import STALL, FakeServer, Reply, chunk, closed_port, sse_event
+from rxchat.testing import STALL, FakeServer, Framing, Reply, chunk, closed_port, sse_event
 from tests.conftest import (
     FRAMINGS,
     PARAMS,

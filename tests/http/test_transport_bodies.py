@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from rxchat import ChatClient, create_stream_completion
-from rxchat._offline.replies import DONE
 from rxchat.errors import APIConnectionError, APIStatusError, APITimeoutError, ServerError
-from rxchat.testing import STALL, FakeServer, Reply, chunk, sse_event
+from rxchat.testing import DONE, STALL, FakeServer, Reply, chunk, sse_event
 from tests.conftest import PARAMS, collect, subscribe
 
 EVENTS = [chunk(content="squeezed "), chunk(content="words", finish_reason="stop")]

@@ -19,8 +19,7 @@ from reactivex import operators as ops
 from rxchat import ChatClient, create_stream_completion
 from rxchat._http import abort as _abort
 from rxchat._http import bulkread as _bulkread
-from rxchat._offline.replies import Framing
-from rxchat.testing import FakeServer, Reply
+from rxchat.testing import FakeServer, Framing, Reply
 from tests.conftest import FRAMINGS, PARAMS, collect, tls_client
 
 FAST_PATH = {"chunked": "iter_dechunked", "close": "iter_until_closed"}

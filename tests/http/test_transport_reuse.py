@@ -12,8 +12,7 @@ from reactivex.scheduler import ImmediateScheduler
 from rxchat import ChatClient, ChatSession, create_stream_completion
 from rxchat import operators as rxops
 from rxchat._http import transport as _transport
-from rxchat._offline.replies import DONE
-from rxchat.testing import STALL, FakeServer, Reply, chunk
+from rxchat.testing import DONE, STALL, FakeServer, Reply, chunk
 from tests.conftest import PARAMS, collect, open_fds, tls_client, wait_until
 
 

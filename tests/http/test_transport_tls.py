@@ -16,9 +16,8 @@ import pytest
 import requests
 
 from rxchat import ChatClient, create_stream_completion
-from rxchat._offline.replies import Framing
 from rxchat.errors import APIConnectionError
-from rxchat.testing import STALL, FakeServer, Reply, chunk
+from rxchat.testing import STALL, FakeServer, Framing, Reply, chunk
 from tests.conftest import (
     FRAMINGS,
     PARAMS,

@@ -21,11 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rxchat import ChatClient, Message, create_stream_completion
-from rxchat._offline.replies import Framing
 from rxchat._wire.deltas import DeltaDecoder
 from rxchat._wire.sse import SSEDecoder
 from rxchat.errors import RxChatError
-from rxchat.testing import FakeServer, Reply, chunk, sse_event
+from rxchat.testing import FakeServer, Framing, Reply, chunk, sse_event
 from tests.conftest import FRAMINGS, PARAMS, collect
 
 IN_MEMORY = settings(max_examples=600, deadline=None, database=None)

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from rxchat import Message, ToolCall, Usage
-from rxchat._models import FunctionCall
+from rxchat import FunctionCall, Message, ToolCall, Usage
 from rxchat._wire.deltas import DeltaDecoder
 from rxchat._wire.json import error_message_of
 from rxchat._wire.sse import ServerSentEvent

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxchat import Message
-from rxchat._models import ToolCall
+from rxchat import Message, ToolCall
 from rxchat._wire.deltas import DeltaDecoder
 from rxchat._wire.messages import content_message, delta_message
 from rxchat._wire.messages import message as _message

@@ -8,9 +8,8 @@ from typing import Any
 from reactivex import Observable
 from reactivex.testing import ReactiveTest, TestScheduler
 
-from rxchat import Message, ToolCall, Usage
+from rxchat import FunctionCall, Message, ToolCall, Usage
 from rxchat import operators as rxops
-from rxchat._models import FunctionCall
 from rxchat.errors import StreamInterrupted
 
 on_next = ReactiveTest.on_next
