@@ -25,8 +25,8 @@ from typing import Any
 from .._models import Message, Usage
 from ..errors import StreamError, StreamInterrupted
 from . import json as _json
-from .messages import content_message as _content_message
 from .messages import delta_message as _delta
+from .messages import message as _message
 from .sse import ServerSentEvent
 
 __all__ = ["DeltaDecoder"]
@@ -98,7 +98,7 @@ class DeltaDecoder:
             if len(delta) == 1 and "content" in delta:  # the most common delta
                 content = delta["content"]
                 if type(content) is str:
-                    return _content_message(content, index)
+                    return _message("assistant", content, None, None, (), None, None, index)
             get = delta.get
             if get("tool_calls") is None and _STR_OR_NONE.issuperset(
                 map(type, (get("role"), get("content"), get("reasoning_content"),

@@ -17,7 +17,7 @@ from .._models import Message, ToolCall
 from ..errors import StreamError
 from . import json as _json
 
-__all__ = ["completion_messages", "content_message", "delta_message", "message"]
+__all__ = ["completion_messages", "delta_message", "message"]
 
 
 class _Builder:
@@ -56,29 +56,12 @@ def message(
     return built  # type: ignore[no-any-return]
 
 
-def content_message(content: str, index: int) -> Message:
-    """``message("assistant", content, None, None, (), None, None, index)``, the delta
-    of a content fragment (the most common one), with two arguments instead of eight."""
-    built: Any = _Builder()  # typed Any: its slots are declared by Message
-    built.role = "assistant"
-    built.content = content
-    built.reasoning_content = None
-    built.name = None
-    built.tool_calls = ()
-    built.tool_call_id = None
-    built.finish_reason = None
-    built.usage = None
-    built.index = index
-    built.__class__ = Message
-    return built  # type: ignore[no-any-return]
-
-
 def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) -> Message:
     """The ``Message`` of one ``choices[i].delta`` wire dict.
 
     Explicit nulls stay None; ``delta.reasoning`` is ``reasoning_content``. The
     common content-only delta never gets here: `DeltaDecoder.common_delta` builds it
-    with `content_message`, the one check of the common shape.
+    with `message` directly, the one check of the common shape.
     """
     get = delta.get
     reasoning = get("reasoning_content")

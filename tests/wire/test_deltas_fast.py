@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rxchat import Message, ToolCall
 from rxchat._wire.deltas import DeltaDecoder
-from rxchat._wire.messages import content_message, delta_message
+from rxchat._wire.messages import delta_message, message
 from rxchat._wire.messages import message as _message
 from rxchat._wire.sse import ServerSentEvent
 from rxchat.errors import StreamError
@@ -39,8 +39,8 @@ def test_fast_message_is_still_frozen() -> None:
 
 
 @given(st.text(), st.integers(0, 5))
-def test_content_message_equals_the_dataclass_one(content: str, index: int) -> None:
-    fast = content_message(content, index)
+def test_the_content_delta_equals_the_dataclass_one(content: str, index: int) -> None:
+    fast = message("assistant", content, None, None, (), None, None, index)
     slow = Message(content=content, index=index)
     assert type(fast) is Message and fast == slow and hash(fast) == hash(slow)
     assert repr(fast) == repr(slow)
