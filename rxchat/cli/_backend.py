@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .._client import DEFAULT_BASE_URL, ChatClient, _is_loopback
-from .._http.listing import list_models
 from .._offline.model import offline_reply
 from .._offline.server import FakeServer
 from ..errors import BadRequestError, ConfigurationError
 from ._args import OFFLINE_PACE_S
+from ._listing import list_models
 
 __all__ = ["KEY_VARIABLES", "OFFLINE_MODEL", "Backend", "api_keys", "connect", "secrets"]
 

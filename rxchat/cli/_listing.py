@@ -11,8 +11,8 @@ import contextlib
 from typing import Any
 
 from .._client import ChatClient
+from .._http import transport as _transport
 from ..errors import AuthenticationError, BadRequestError
-from . import transport as _transport
 
 __all__ = ["list_models"]
 
