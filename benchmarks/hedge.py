@@ -7,7 +7,9 @@ token on ``--stall-rate`` of its requests (3% by default: below the 5% a p95 hed
 delay assumes). Which requests stall and every first-token time come from a seeded
 generator, per server, so every mode meets the same tail.
 
-Three modes, ``--turns`` sequential requests each, through the public API:
+Three modes, ``--turns`` requests each, through the public API, interleaved (each turn
+one request of each mode, one after another, so that all three meet the same load on
+a shared machine), each mode on its own servers:
 
 * ``first route alone``: `create_stream_completion` on the stalling route;
 * ``second route alone``: the same on the other route (its own p95 and p99 give the
@@ -65,10 +67,6 @@ class Route:
             self.served += 1
         return Reply((wait, *REPLY.parts))
 
-    def reset(self) -> None:
-        with self._lock:
-            self.served = 0
-
 
 def first_token_s(source: Observable[Message]) -> float:
     """Seconds from subscribing to the first delta; waits for the reply to end."""
@@ -93,8 +91,15 @@ def first_token_s(source: Observable[Message]) -> float:
     return first[0] - start
 
 
-def run(turns: int, request: Callable[[], Observable[Message]]) -> list[float]:
-    return [first_token_s(request()) for _ in range(turns)]
+def run(
+    turns: int, requests: Sequence[Callable[[], Observable[Message]]]
+) -> list[list[float]]:
+    """Each turn, one request of every mode in turn (so they share the machine's load)."""
+    times: list[list[float]] = [[] for _ in requests]
+    for _ in range(turns):
+        for mode, request in enumerate(requests):
+            times[mode].append(first_token_s(request()))
+    return times
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -117,18 +122,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     median = args.median_ms / 1000
+    # one server per mode, the stalling ones with the same seed: the first route alone
+    # and the hedge's first route meet the same stalls on the same turns
+    alone_first = Route(1, median, args.sigma, args.stall_rate, args.stall_s, args.turns)
+    alone_second = Route(2, median, args.sigma, 0.0, 0.0, args.turns)
     first = Route(1, median, args.sigma, args.stall_rate, args.stall_s, args.turns)
     second = Route(2, median, args.sigma, 0.0, 0.0, args.turns)
-    with first.server, second.server:
-        a = ChatClient(first.server.base_url, "k", model="m", max_retries=0)
-        b = ChatClient(second.server.base_url, "k", model="m", max_retries=0)
-        alone_a = run(args.turns, lambda: create_stream_completion(PARAMS, client=a))
-        alone_b = run(args.turns, lambda: create_stream_completion(PARAMS, client=b))
-        first.reset()
-        second.reset()
+    routes = (alone_first, alone_second, first, second)
+    for route in routes:
+        route.server.start()
+    try:
+        a1, b1, a, b = (ChatClient(r.server.base_url, "k", model="m", max_retries=0)
+                        for r in routes)
         hedged_completion = hedge(a, b, after="p95")
-        hedged = run(args.turns, lambda: hedged_completion(PARAMS))
+        requests: list[Callable[[], Observable[Message]]] = [
+            lambda: create_stream_completion(PARAMS, client=a1),
+            lambda: create_stream_completion(PARAMS, client=b1),
+            lambda: hedged_completion(PARAMS),
+        ]
+        alone_a, alone_b, hedged = run(args.turns, requests)  # interleaved: same load
         extra = second.served
+    finally:
+        for route in routes:
+            route.server.stop()
     b_stats = summary(alone_b)
     target_ms = 1.3 * (b_stats["p99"] + b_stats["p95"])
     result = {

@@ -15,7 +15,7 @@ from typing import Any
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
-from reactivex.scheduler import TimeoutScheduler
+from reactivex.scheduler import EventLoopScheduler
 
 from .._client import ChatClient
 from .._concurrency.loop import deliver_on_loop, loop_of, thread_safe
@@ -29,9 +29,10 @@ __all__ = ["HedgedCompletion", "hedge"]
 
 log = logging.getLogger("rxchat")
 
-# Hedge timers without a scheduler given: a threading.Timer each, cancelled (and its
-# thread ended) at once when the race is won or disposed.
-_timers = TimeoutScheduler()
+# Hedge timers without a scheduler given: one shared timer thread, started when a timer
+# is due and ended when none is left (a thread per waiting request would not scale to
+# thousands of streams). Its actions only subscribe, which never blocks.
+_timers = EventLoopScheduler(exit_if_empty=True)
 
 
 class HedgedCompletion:
@@ -83,7 +84,7 @@ class HedgedCompletion:
                 replaces its ``model``.
             client: Used only by completion routes (a client route has its own).
             scheduler: Where the hedge timer runs, passed on to every route; by
-                default a timer thread per waiting request. A
+                default one timer thread shared by all hedges. A
                 ``reactivex.testing.TestScheduler`` runs the race in virtual time.
 
         Returns:

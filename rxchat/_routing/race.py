@@ -187,9 +187,6 @@ class Race:
         if position:
             log.info("hedge: starting %s (%d attempt(s) now in flight)",
                      self._names[position], in_flight)
-        if more:  # armed before subscribing: an attempt that wins at once disposes it
-            delay = self._times.delay(position)
-            self._timer.disposable = self._scheduler.schedule_relative(delay, self._on_timer)
         try:
             observable = self._openers[position]()
             attempt.subscription.disposable = observable.subscribe(attempt)
@@ -197,6 +194,26 @@ class Race:
             attempt.on_error(exc)
         except Exception as exc:  # a bug in a completion function: not a route failure
             self._fail(exc)
+        if more:
+            self._arm(attempt)
+
+    def _arm(self, attempt: Attempt) -> None:
+        """Start the hedge timer of the route just started, unless it already answered,
+        failed (then the next route is started and armed instead) or the race ended.
+
+        Armed after subscribing, so starting the timer is not part of the wait for the
+        first delta; a race won in between has disposed `_timer`, which then disposes
+        this timer at once.
+        """
+        with self._lock:
+            if (
+                self._stopped or self._winner is not None
+                or attempt.position not in self._running
+                or self._next_route != attempt.position + 1
+            ):
+                return
+        delay = self._times.delay(attempt.position)
+        self._timer.disposable = self._scheduler.schedule_relative(delay, self._on_timer)
 
     def _fail(self, error: Exception) -> None:
         """End the race with ``error`` (unless it has ended or been won)."""
