@@ -85,7 +85,10 @@ class HedgedCompletion:
             client: Used only by completion routes (a client route has its own).
             scheduler: Where the hedge timer runs, passed on to every route; by
                 default one timer thread shared by all hedges. A
-                ``reactivex.testing.TestScheduler`` runs the race in virtual time.
+                ``reactivex.testing.TestScheduler`` runs the race in virtual time. Leave
+                it None for client routes: a serial scheduler (``EventLoopScheduler``)
+                would run the first route's blocking read and its hedge timer on one
+                thread, so the timer could not fire while the read waits.
 
         Returns:
             A cold Observable of the winning route's deltas; the first one carries

@@ -4,12 +4,16 @@ whole message lists and subscription windows)."""
 
 from __future__ import annotations
 
+import asyncio
+import pickle
 from typing import Any
 
+import reactivex
 from reactivex import Observable
 from reactivex.testing import ReactiveTest, TestScheduler
 
 from rxchat import Message, hedge
+from rxchat import operators as rxops
 from rxchat.errors import AllRoutesFailed, ServerError, StreamInterrupted
 
 on_next, on_completed = ReactiveTest.on_next, ReactiveTest.on_completed
@@ -194,3 +198,31 @@ def test_a_nested_hedge_keeps_the_inner_route_name() -> None:
     observer = run(scheduler, hedge(inner))
     assert observer.messages[0].value.value.route == "route 1 (scripted)"
 
+
+
+def test_routes_that_answer_inside_subscribe_need_no_scheduler() -> None:
+    # no scheduler at all: the first route answers synchronously while it is being
+    # subscribed, so no timer is armed and the second route is never called
+    calls: list[Any] = []
+    first = reactivex.of(A, B)
+    completion = hedge(route(first), route(reactivex.of(C), calls), after=0.0)
+    received: list[Message] = []
+    done: list[bool] = []
+    completion(PARAMS).subscribe(received.append, on_completed=lambda: done.append(True))
+    assert received == [named(A, 1), B] and done == [True] and calls == []
+
+
+def test_all_routes_failed_survives_pickling() -> None:
+    error = AllRoutesFailed(["a at x", "b at y"], [ServerError(500, "", "boom"), KeyError("k")])
+    again = pickle.loads(pickle.dumps(error))
+    assert str(again) == str(error) and again.routes == error.routes
+    assert [type(e) for e in again.errors] == [ServerError, KeyError]
+
+
+def test_await_a_hedged_reply_in_asyncio_debug_mode() -> None:
+    scheduler_free = hedge(route(reactivex.of(A, B)))
+
+    async def main() -> Message:
+        return await scheduler_free(PARAMS).pipe(rxops.final_message())
+
+    assert asyncio.run(main(), debug=True).content == "ab"
