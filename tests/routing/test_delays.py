@@ -91,7 +91,7 @@ def test_a_run_of_quick_answers_brings_the_hedge_forward() -> None:
     quick = scheduler.create_cold_observable(on_next(3, Message(content="q")), on_completed(4))
     stalled = scheduler.create_cold_observable(on_next(500, Message(content="s")))
     backup = scheduler.create_cold_observable(on_next(2, Message(content="b")), on_completed(3))
-    plays: list[Observable[Message]] = [quick] * MIN_SAMPLES + [stalled]
+    plays: list[Observable[Message]] = [*([quick] * MIN_SAMPLES), stalled]
 
     def first(params: Any, **options: Any) -> Observable[Message]:
         return plays.pop(0)

@@ -40,9 +40,12 @@ def test_the_stalled_route_is_disconnected_before_the_winner_writes_its_next_del
         sse_event(chunk(role="assistant", content="Hello")), released,
         sse_event(chunk(content=" there", finish_reason="stop")), b"data: [DONE]\n\n",
     )))
-    watcher = threading.Thread(
-        target=lambda: slow.wait_for_disconnects(1, 10) and released.set(), daemon=True
-    )
+
+    def release_when_disconnected() -> None:
+        if slow.wait_for_disconnects(1, 10):
+            released.set()
+
+    watcher = threading.Thread(target=release_when_disconnected, daemon=True)
     watcher.start()
     result = collect(hedge(client_of(slow), client_of(quick), after=0.05)(PARAMS))
     watcher.join(10)
