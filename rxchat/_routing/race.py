@@ -193,7 +193,8 @@ class Race:
         except RxChatError as exc:
             attempt.on_error(exc)
         except Exception as exc:  # a bug in a completion function: not a route failure
-            self._fail(exc)
+            if not self._fail(exc):
+                raise  # the race was won inside subscribe: the subscriber's own exception
         if more:
             self._arm(attempt)
 
@@ -215,11 +216,11 @@ class Race:
         delay = self._times.delay(attempt.position)
         self._timer.disposable = self._scheduler.schedule_relative(delay, self._on_timer)
 
-    def _fail(self, error: Exception) -> None:
-        """End the race with ``error`` (unless it has ended or been won)."""
+    def _fail(self, error: Exception) -> bool:
+        """End the race with ``error``; False (nothing done) if it has ended or been won."""
         with self._lock:
             if self._stopped or self._winner is not None:
-                return
+                return False
             self._stopped = True
             attempts = list(self._running.values())
             self._running.clear()
@@ -227,6 +228,7 @@ class Race:
         for attempt in attempts:
             attempt.dispose()
         self._observer.on_error(error)
+        return True
 
     def _on_timer(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
         self._launch()

@@ -8,8 +8,10 @@ import asyncio
 import pickle
 from typing import Any
 
+import pytest
 import reactivex
 from reactivex import Observable
+from reactivex.disposable import Disposable
 from reactivex.testing import ReactiveTest, TestScheduler
 
 from rxchat import Message, hedge
@@ -226,3 +228,15 @@ def test_await_a_hedged_reply_in_asyncio_debug_mode() -> None:
         return await scheduler_free(PARAMS).pipe(rxops.final_message())
 
     assert asyncio.run(main(), debug=True).content == "ab"
+
+
+def test_a_subscriber_raising_inside_a_synchronous_win_is_not_swallowed() -> None:
+    def explode(_message: Message) -> None:
+        raise ValueError("the subscriber's bug")
+
+    def at_once(observer: Any, _scheduler: Any = None) -> Disposable:
+        observer.on_next(A)  # inside subscribe, not queued on a trampoline
+        return Disposable()
+
+    with pytest.raises(ValueError, match="subscriber's bug"):
+        hedge(route(reactivex.create(at_once)))(PARAMS).subscribe(explode)
