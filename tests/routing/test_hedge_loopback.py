@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rxchat import ChatClient, Message, hedge
+from rxchat import ChatClient, ChatSession, Message, hedge
 from rxchat.errors import AllRoutesFailed, APIConnectionError, ServerError, StreamInterrupted
 from rxchat.testing import RESET, STALL, FakeServer, Reply, chunk, closed_port, sse_event
 from tests.conftest import PARAMS, assert_grammar, collect, subscribe
@@ -160,3 +160,32 @@ def test_messages_stay_plain_deltas_after_the_first(servers: list[FakeServer]) -
         len(result.messages) - 1
     )
     assert isinstance(result.messages[0], Message)
+
+
+def test_twenty_concurrent_races_share_one_hedge(servers: list[FakeServer]) -> None:
+    stalled, quick, _ = servers
+    for number in range(20):
+        stalled.enqueue(Reply.text("slow") if number % 2 else Reply.text("x").after(STALL))
+        quick.enqueue(Reply.text("quick"))
+    completion = hedge(client_of(stalled), client_of(quick), after=0.05)
+    pending = [subscribe(completion(PARAMS)) for _ in range(20)]
+    for result, _ in pending:
+        assert result.done.wait(10)
+        assert_grammar(result)
+        assert result.error is None and result.content in ("slow", "quick")
+    assert stalled.wait_for_disconnects(10, 10)
+
+
+def test_cancelling_a_session_turn_during_the_race_closes_both_sockets(
+    servers: list[FakeServer],
+) -> None:
+    one, two, _ = servers
+    one.enqueue(Reply.text("x").after(STALL))
+    two.enqueue(Reply.text("y").after(STALL))
+    session = ChatSession(complete=hedge(client_of(one), client_of(two), after=0.01))
+    deltas = session.send("hello")
+    assert one.wait_for_requests(1, 10) and two.wait_for_requests(1, 10)
+    assert session.cancel() is True
+    assert one.wait_for_disconnects(1, 10) and two.wait_for_disconnects(1, 10)
+    assert collect(deltas).messages[-1].finish_reason == "cancelled"
+    assert session.messages[-1].finish_reason == "cancelled"
