@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._client import ChatClient
 from ._models import ChatCompletionParams, ChatMessage, FunctionCall, Message, ToolCall, Usage
 from ._offline.client import offline_client
+from ._routing import hedge
 from ._session.session import ChatSession
 from ._session.state import ChatState
 from ._stream import create_stream_completion
@@ -30,6 +31,7 @@ __all__ = [
     "Usage",
     "__version__",
     "create_stream_completion",
+    "hedge",
     "offline_client",
     "tool",
 ]

@@ -113,6 +113,10 @@ class Message:
             ``cancelled``, ...), or None while it streams.
         usage: Token counts, when the server sent them.
         index: The choice index (``n > 1`` requests stream several choices).
+        route: Which route answered, when the reply came through `rxchat.hedge`
+            (``"<model> at <base URL>"``); set on the first delta and kept by the merge,
+            so the committed message and the stored conversation name it. Never sent
+            in a request.
     """
 
     role: str = "assistant"
@@ -124,6 +128,7 @@ class Message:
     finish_reason: str | None = None
     usage: Usage | None = None
     index: int = 0
+    route: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:
@@ -134,6 +139,7 @@ class Message:
             reasoning = alt if isinstance(alt, str) else None
         calls = data.get("tool_calls") or ()
         usage = data.get("usage")
+        route = data.get("route")
         return cls(
             role=data.get("role") or "assistant",
             content=data.get("content"),
@@ -144,6 +150,7 @@ class Message:
             finish_reason=data.get("finish_reason"),
             usage=Usage.from_dict(usage) if isinstance(usage, Mapping) else None,
             index=int(data.get("index") or 0),
+            route=route if isinstance(route, str) else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +162,8 @@ class Message:
             out["finish_reason"] = self.finish_reason
         if self.usage is not None:
             out["usage"] = self.usage.to_dict()
+        if self.route is not None:
+            out["route"] = self.route
         return out
 
     def to_request_dict(self) -> dict[str, Any]:

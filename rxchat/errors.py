@@ -28,9 +28,11 @@ RxChatError
 │   └── StepLimitError          a turn's tool loop made max_steps requests
 ├── ToolError                   a tool call failed: the tool raised, is unknown,
 │                               or its arguments do not fit its schema
-└── StoreError                  a conversation store cannot be opened, read or
-    │                           written (locked, corrupt, newer schema, no server)
-    └── ConversationNotFoundError   no conversation has the given id
+├── StoreError                  a conversation store cannot be opened, read or
+│   │                           written (locked, corrupt, newer schema, no server)
+│   └── ConversationNotFoundError   no conversation has the given id
+└── AllRoutesFailed             every route of rxchat.hedge failed before its
+                                first delta (each route's error in .errors)
 ```
 
 Exceptions from ``requests``/``urllib3`` are translated once, in the transport layer,
@@ -40,6 +42,7 @@ including while the body is being read.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AllRoutesFailed",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
@@ -301,3 +305,31 @@ class ToolError(RxChatError):
 
 def _rebuild_tool_error(message: str, call_id: str | None, name: str | None) -> ToolError:
     return ToolError(message, tool_call_id=call_id, tool_name=name)
+
+
+class AllRoutesFailed(RxChatError):  # noqa: N818 - public name fixed by API.md
+    """Every route of `rxchat.hedge` failed before sending its first delta.
+
+    The message names each route and how it failed; each failure is kept, as raised,
+    in ``errors``. Give route clients ``max_retries=0`` to move on to the next route
+    at once instead of retrying a failing one first.
+
+    Attributes:
+        routes: Each route's name (``"<model> at <base URL>"``), in the order tried.
+        errors: Each route's error, in the same order.
+    """
+
+    def __init__(self, routes: Sequence[str], errors: Sequence[BaseException]) -> None:
+        self.routes = tuple(routes)
+        self.errors = tuple(errors)
+        lines = "; ".join(
+            f"{route}: {type(error).__name__}: {error}"
+            for route, error in zip(self.routes, self.errors, strict=True)
+        )
+        super().__init__(
+            f"Every route failed before answering ({len(self.errors)} tried) - {lines}. "
+            "Check each route's base URL, model and API key, or try again later."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (AllRoutesFailed, (self.routes, self.errors))

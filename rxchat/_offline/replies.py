@@ -2,14 +2,17 @@
 
 A `Reply` is a status, headers, a framing and a list of body *parts*: ``bytes``
 (written at once; one HTTP chunk each in chunked framing), a ``float`` (pause that many
-seconds), `STALL` (go silent until the client disconnects or the server stops) or
-`RESET` (abort the connection with a TCP reset, as a crashed proxy does).
+seconds), `STALL` (go silent until the client disconnects or the server stops),
+`RESET` (abort the connection with a TCP reset, as a crashed proxy does) or a
+``threading.Event`` (go on once a test sets it; if it is not set within 10 s, end the
+connection there, so a test that waits for something that never happens fails).
 The constructors build the common shapes from chunk dicts shaped like OpenAI's.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -45,7 +48,7 @@ class _Reset:
 RESET = _Reset()
 """A body part: abort the connection with a TCP RST (``SO_LINGER`` 0, then close)."""
 
-Part = bytes | float | _Stall | _Reset
+Part = bytes | float | _Stall | _Reset | threading.Event
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,8 @@ class Reply:
     """What the loopback server sends for one request.
 
     Attributes:
-        parts: Body parts: bytes, pauses (float seconds), `STALL` and
-            `RESET`.
+        parts: Body parts: bytes, pauses (float seconds), `STALL`, `RESET` and
+            events to wait for.
         status: HTTP status code.
         headers: Response headers (Content-Type included).
         framing: ``"chunked"`` (Transfer-Encoding), ``"close"`` (no length; the body

@@ -31,6 +31,9 @@ __all__ = ["FakeServer"]
 
 Responder = Callable[["RecordedRequest"], Reply]
 
+GATE_TIMEOUT_S = 10.0
+"""Longest wait of a reply for a ``threading.Event`` part, before it ends the body."""
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -114,6 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif part is RESET:
                 self._reset()
                 return
+            elif isinstance(part, threading.Event) and not self._gate(part):
+                self.close_connection = True
+                return
             elif isinstance(part, float | int) and self.server.owner._stopping.wait(
                 float(part)
             ):
@@ -123,6 +129,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         if reply.framing == "close":
             self.close_connection = True
+
+    def _gate(self, event: threading.Event) -> bool:
+        """Wait until a test sets ``event`` (True), or 10 s or the server stops (False)."""
+        deadline = time.monotonic() + GATE_TIMEOUT_S
+        while not event.wait(0.05):
+            if self.server.owner._stopping.is_set() or time.monotonic() > deadline:
+                return False
+        return True
 
     def _reset(self) -> None:
         """Abort the connection: with ``SO_LINGER`` 0, close sends RST, not FIN."""

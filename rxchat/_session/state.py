@@ -112,7 +112,7 @@ class ReplyLog:
         s = skeleton
         merged = Message(
             s.role, content, reasoning, s.name, s.tool_calls, s.tool_call_id,
-            s.finish_reason, s.usage, s.index,
+            s.finish_reason, s.usage, s.index, s.route,
         )
         self._message, self._count = merged, count
         return merged
@@ -121,7 +121,7 @@ class ReplyLog:
 def _without_text(m: Message) -> Message:
     return Message(
         m.role, None, None, m.name, m.tool_calls, m.tool_call_id, m.finish_reason, m.usage,
-        m.index,
+        m.index, m.route,
     )
 
 
@@ -129,7 +129,7 @@ def _is_structural(delta: Message) -> bool:
     """Whether a delta carries more than text (most deltas carry only text)."""
     return bool(
         delta.tool_calls or delta.finish_reason or delta.usage or delta.name
-        or delta.tool_call_id
+        or delta.tool_call_id or delta.route
     )
 
 

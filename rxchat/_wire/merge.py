@@ -7,7 +7,8 @@ line use these two, so the rules cannot drift apart:
 * tool-call fragments merge by `index` (by `id` when a provider reuses an index for a
   new call): `id`, `type` and `function.name` are set once, argument fragments
   concatenated;
-* `finish_reason` and `usage` are the last non-null ones seen.
+* `finish_reason` and `usage` are the last non-null ones seen;
+* `route` (which hedged route answered) is set by the first delta that carries it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def merge_delta(acc: Message, delta: Message) -> Message:
         finish_reason=delta.finish_reason or acc.finish_reason,
         usage=delta.usage or acc.usage,
         index=acc.index,
+        route=acc.route if acc.route is not None else delta.route,
     )
 
 
@@ -72,6 +74,7 @@ def merge_deltas(deltas: Sequence[Message]) -> Message:
         finish_reason=_last(d.finish_reason for d in deltas),
         usage=_last(d.usage for d in deltas),
         index=first.index,
+        route=next((d.route for d in deltas if d.route is not None), None),
     )
 
 

@@ -52,6 +52,7 @@ def message(
     built.finish_reason = finish_reason
     built.usage = None
     built.index = index
+    built.route = None
     built.__class__ = Message
     return built  # type: ignore[no-any-return]
 
@@ -111,6 +112,7 @@ def completion_messages(text: str, content_type: str) -> list[Message]:
     for i, choice in enumerate(choices):
         message = dict(choice.get("message") or {})
         message.update(index=choice.get("index", i), finish_reason=choice.get("finish_reason"))
+        message.pop("route", None)  # set by rxchat.hedge only, never by a server
         if i == len(choices) - 1:
             message["usage"] = payload.get("usage")
         messages.append(Message.from_dict(message))

@@ -108,6 +108,9 @@ def _add_client(parser: argparse.ArgumentParser, *, nested: bool) -> None:
                        "travels unencrypted; loopback needs no flag)")
     group.add_argument("--no-log", action="store_true", default=flag,
                        help="do not log this conversation (nor chat's input history)")
+    group.add_argument("--routes", default=keep, metavar="FILE",
+                       help="race several providers of one model (a TOML file of [[route]] "
+                       "tables: base_url, model, api_key_env); the first to answer wins")
 
 
 def _add_conversation(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +123,7 @@ def _add_conversation(parser: argparse.ArgumentParser) -> None:
 
 
 CLIENT_OPTIONS = ("base_url", "api_key", "model", "system", "temperature", "offline",
-                  "insecure_http", "no_log")
+                  "insecure_http", "no_log", "routes")
 """The destinations of the model options, which ``serve`` and ``logs`` do not take."""
 
 

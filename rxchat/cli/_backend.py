@@ -21,9 +21,11 @@ from urllib.parse import urlsplit
 from .._client import DEFAULT_BASE_URL, ChatClient, _is_loopback
 from .._offline.model import offline_reply
 from .._offline.server import FakeServer
+from .._routing import HedgedCompletion
 from ..errors import BadRequestError, ConfigurationError
 from ._args import OFFLINE_PACE_S
 from ._listing import list_models
+from ._routes import load_routes, route_secrets
 
 __all__ = ["KEY_VARIABLES", "OFFLINE_MODEL", "Backend", "api_keys", "connect", "secrets"]
 
@@ -42,10 +44,14 @@ FORCED_NOTICE = f"rxchat: --offline: talking to {OFFLINE_WHAT}."
 
 @dataclass(frozen=True)
 class Backend:
-    """A ready client, and whether it talks to the in-process offline model."""
+    """A ready client, and whether it talks to the in-process offline model.
+
+    With ``--routes``, ``complete`` races the routes and ``client`` is the first one's.
+    """
 
     client: ChatClient
     offline: bool
+    complete: HedgedCompletion | None = None
 
 
 def api_keys(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -56,7 +62,8 @@ def api_keys(env: Mapping[str, str]) -> tuple[str, ...]:
 def secrets(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, ...]:
     """Every key that must never be printed: ``--api-key`` and the environment's."""
     given = getattr(args, "api_key", None)
-    return (given, *api_keys(env)) if given else api_keys(env)
+    keys = (given, *api_keys(env)) if given else api_keys(env)
+    return keys + route_secrets(getattr(args, "routes", None), env)
 
 
 def offline_notice(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
@@ -64,6 +71,8 @@ def offline_notice(args: argparse.Namespace, env: Mapping[str, str]) -> str | No
     if args.offline:
         return FORCED_NOTICE
     if secrets(args, env) or args.base_url or env.get("RXCHAT_BASE_URL"):
+        return None
+    if getattr(args, "routes", None):
         return None
     return NO_KEY_NOTICE
 
@@ -118,6 +127,13 @@ def connect(args: argparse.Namespace, env: Mapping[str, str]) -> Iterator[Backen
         ConfigurationError: The base URL cannot be used, or no model was named and the
             server lists none.
     """
+    if getattr(args, "routes", None) and not args.offline:
+        routes = load_routes(args.routes, env, insecure_http=bool(args.insecure_http))
+        try:
+            yield Backend(routes.clients[0], offline=False, complete=routes.complete)
+        finally:
+            routes.close()
+        return
     if offline_notice(args, env) is None:
         keys = secrets(args, env)
         base_url = _checked_base_url(args, env)

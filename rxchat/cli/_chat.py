@@ -75,6 +75,7 @@ class Chat:
         self.desk = ToolDesk(console, ask_first=not yes)
         self.session = session_holding(
             history, backend.client, model=args.model, params=extra_params(args),
+            **({"complete": backend.complete} if backend.complete else {}),
             **({} if history else {"system": args.system}),
             tools=tools, approve=None if yes else self.desk.approve,
         )
@@ -169,7 +170,8 @@ class Chat:
             self.error(outcome.error, hint=" (/retry asks again)" if retryable else "")
             return outcome
         usage = outcome.message.usage
-        view.note(f"[{format_stats(usage, outcome.first_token_s, outcome.stream_s)}]")
+        route = outcome.message.route
+        view.note(f"[{format_stats(usage, outcome.first_token_s, outcome.stream_s, route)}]")
         return outcome
 
     def _play(
@@ -223,6 +225,8 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
             model = chat.current_model()
             where = ("the offline model" if backend.offline
                      else f"{model} at {backend.client.base_url}")
+            if backend.complete is not None:
+                where = f"{len(backend.complete.routes)} hedged routes from {args.routes}"
             chat.say(f"rxchat {__version__}, talking to {where}. /help lists the commands; "
                      '""" starts and ends a multi-line message; Ctrl-C stops a reply, '
                      "Ctrl-D quits.")

@@ -105,7 +105,8 @@ def run_ask(args: argparse.Namespace, console: Console) -> int:
     if outcome.error is not None:
         raise outcome.error
     if is_terminal(console.stderr):
-        view.note(format_stats(outcome.message.usage, outcome.first_token_s, outcome.stream_s))
+        view.note(format_stats(outcome.message.usage, outcome.first_token_s, outcome.stream_s,
+                               outcome.message.route))
     return ExitCode.OK
 
 
@@ -123,7 +124,8 @@ def _ask_and_log(
         console.palette(console.stderr), spinner=is_terminal(console.stderr),
     )
     with connect(args, console.env) as backend, sigint_sets(threading.Event()) as stop:
-        deltas = create_stream_completion(request_params(args, messages), client=backend.client)
+        complete = backend.complete or create_stream_completion
+        deltas = complete(request_params(args, messages), client=backend.client)
         outcome = stream_reply(deltas, view, cancel=None, interrupted=stop)
         model = backend.client.model
     if store is not None and not args.no_log and outcome.error is None and not (

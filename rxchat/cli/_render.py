@@ -79,7 +79,8 @@ def palette_for(stream: TextIO, env: Mapping[str, str], *, no_color: bool = Fals
 
 
 def format_stats(
-    usage: Usage | None, first_token_s: float | None, stream_s: float | None
+    usage: Usage | None, first_token_s: float | None, stream_s: float | None,
+    route: str | None = None,
 ) -> str:
     """One short line: tokens used, time to first token and tokens per second.
 
@@ -87,6 +88,7 @@ def format_stats(
         usage: Token counts, if the server sent them.
         first_token_s: Seconds from the request to the first text, if any arrived.
         stream_s: Seconds from the first text to the end of the reply.
+        route: Which route answered (``--routes``), if the reply was hedged.
 
     Returns:
         The known parts, e.g. ``30 tokens (+12 prompt), first token 0.21 s, 45.1 tokens/s``.
@@ -99,6 +101,8 @@ def format_stats(
         parts.append(f"first token {first_token_s:.2f} s")
     if tokens and stream_s is not None and stream_s >= MIN_RATE_SPAN_S:
         parts.append(f"{tokens / stream_s:.1f} tokens/s")
+    if route is not None:
+        parts.append(f"via {route}")
     return ", ".join(parts) or "no reply"
 
 
