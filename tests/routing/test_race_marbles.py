@@ -240,3 +240,14 @@ def test_a_subscriber_raising_inside_a_synchronous_win_is_not_swallowed() -> Non
 
     with pytest.raises(ValueError, match="subscriber's bug"):
         hedge(route(reactivex.create(at_once)))(PARAMS).subscribe(explode)
+
+
+def test_a_route_that_raises_an_rxchat_error_when_called_falls_back() -> None:
+    scheduler = TestScheduler()
+
+    def misconfigured(params: Any, **options: Any) -> Observable[Message]:
+        raise ServerError(500, "", "cannot even start")
+
+    second = scheduler.create_cold_observable(on_next(1, B), on_completed(2))
+    observer = run(scheduler, hedge(misconfigured, route(second)))
+    assert observer.messages == [on_next(201, named(B, 2)), on_completed(202)]
