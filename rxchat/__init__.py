@@ -13,6 +13,7 @@ from ._offline.client import offline_client
 from ._session.session import ChatSession
 from ._session.state import ChatState
 from ._stream import create_stream_completion
+from ._structured.schema import response_format
 from ._tools.tools import Tool, tool
 
 __version__ = "0.1.0"
@@ -31,5 +32,6 @@ __all__ = [
     "__version__",
     "create_stream_completion",
     "offline_client",
+    "response_format",
     "tool",
 ]

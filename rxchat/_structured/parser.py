@@ -75,6 +75,7 @@ class JSONStream:
         started: Whether anything of the value is visible yet.
         done: Whether the value is complete.
         items: Completed elements of the `items_at` array not taken yet.
+        found_items: Whether the `items_at` array has opened.
     """
 
     def __init__(self, checker: SchemaChecker | None = None,
@@ -82,6 +83,7 @@ class JSONStream:
         self.value: Any = None
         self.started = self.done = False
         self.items: list[Any] = []
+        self.found_items = False
         self._checker, self._items_at = checker, items_at
         self._stack: list[_Frame] = []
         self._expect = _VALUE
@@ -274,6 +276,7 @@ class JSONStream:
         self._place(container)
         items = self._items_at is not None and path == self._items_at and isinstance(
             container, list)
+        self.found_items = self.found_items or items
         self._stack.append(_Frame(container, path, schema, deferred, items))
         self._expect = _KEY_OR_CLOSE if isinstance(container, dict) else _ITEM_OR_CLOSE
 
