@@ -94,6 +94,7 @@ class JSONStream:
         self._string_is_key = False
         self._string_schema: Any = None
         self._string_path: tuple[Any, ...] = ()
+        self._shown = 0  # the length of the open string as shown
         self._changed = False
 
     @property
@@ -306,7 +307,7 @@ class JSONStream:
             self._place("")
         else:
             self._unexpected('"')
-        self._string, self._raw = [], ""
+        self._string, self._raw, self._shown = [], "", 0
 
     def _string_body(self, buffer: str, i: int) -> int:
         j = _STRING_BODY.match(buffer, i).end()  # type: ignore[union-attr]
@@ -364,6 +365,9 @@ class JSONStream:
         self._set_string(text)
 
     def _set_string(self, text: str) -> None:
+        if len(text) == self._shown:  # strings only grow: same length, same text
+            return
+        self._shown = len(text)
         if self._stack:
             top = self._stack[-1]
             if top.is_object:
