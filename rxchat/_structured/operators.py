@@ -101,8 +101,8 @@ def partial_json(schema: Any = None) -> Callable[[Observable[Message]], Observab
 
         def step(delta: Message) -> Any:
             if delta is _END:
-                stream.close()
-                return _SKIP
+                stream.close()  # a number at the very end completes here
+                return stream.value if stream.changed else _SKIP
             text = _text_of(delta)
             return stream.value if text and stream.feed(text) else _SKIP
 

@@ -98,6 +98,11 @@ class JSONStream:
         self._changed = False
 
     @property
+    def changed(self) -> bool:
+        """Whether the last `feed` or `close` changed the visible value."""
+        return self._changed
+
+    @property
     def text(self) -> str:
         """All the text fed so far."""
         return "".join(self._pieces)
@@ -137,6 +142,7 @@ class JSONStream:
             StructuredOutputError: The text ended before the value was complete.
         """
         tail, self._tail = self._tail, ""
+        self._changed = False
         try:
             if tail and self._expect == _VALUE and not self._stack and tail[0] in "-0123456789":
                 self._number(tail)
