@@ -23,14 +23,18 @@ completes, so a value that cannot fit a schema fails at that part.
 
 from __future__ import annotations
 
+import json.decoder
 import re
-from json.decoder import scanstring
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import StructuredOutputError
 from .validate import Mismatch, SchemaChecker, format_path
 
 __all__ = ["MAX_DEPTH", "JSONStream"]
+
+# The standard library's string decoder (C, strict): public in json.decoder, untyped.
+scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 MAX_DEPTH = 512
 """Containers nested deeper than this are refused (a runaway reply, not data)."""
@@ -50,7 +54,7 @@ _WORDS = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
 class _Frame:
     """One open container: where it is, its schema, and the key being filled."""
 
-    __slots__ = ("container", "is_object", "key", "path", "schema", "deferred", "items")
+    __slots__ = ("container", "deferred", "is_object", "items", "key", "path", "schema")
 
     def __init__(self, container: Any, path: tuple[Any, ...], schema: Any, deferred: Any,
                  items: bool) -> None:
@@ -156,7 +160,7 @@ class JSONStream:
 
     # -- the grammar -----------------------------------------------------------------
 
-    def _read(self, buffer: str) -> None:  # noqa: C901 - one loop over the grammar's tokens
+    def _read(self, buffer: str) -> None:  # one loop over the grammar's tokens
         i, end = 0, len(buffer)
         while i < end:
             if self._string is not None:
@@ -385,12 +389,12 @@ class JSONStream:
         self._changed = True
 
     def _error(self, message: str, path: tuple[Any, ...] | None) -> StructuredOutputError:
-        where = "" if path is None else f" at {format_path(path)}"
+        where = "$" if path is None else format_path(path)
+        what = "failed" if path is None else f"does not fit at {where}"
         return StructuredOutputError(
-            f"The structured reply failed{where}: {message}. The stream was stopped; "
-            "ask again, or loosen the schema.",
-            text=self.text, errors=(f"{format_path(path) if path is not None else '$'}: "
-                                    f"{message}",), path=None if path is None else format_path(path),
+            f"The structured reply {what}: {message}. Ask again (the stream was stopped "
+            "there), or loosen the schema.", text=self.text, errors=(f"{where}: {message}",),
+            path=None if path is None else where,
         )
 
 

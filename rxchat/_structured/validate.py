@@ -204,8 +204,8 @@ class SchemaChecker:
         for key, item in value.items():
             try:
                 self.key(schema, key, path)
-            except Mismatch as problem:
-                return problem.path or path, problem.message
+            except Mismatch as forbidden:
+                return forbidden.path or path, forbidden.message
             problem = self.check(item, self.child(schema, key, path), (*path, key))
             if problem is not None:
                 return problem
