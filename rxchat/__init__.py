@@ -14,6 +14,7 @@ from ._routing import hedge
 from ._session.session import ChatSession
 from ._session.state import ChatState
 from ._stream import create_stream_completion
+from ._structured.schema import response_format
 from ._tools.tools import Tool, tool
 
 __version__ = "0.1.0"
@@ -33,5 +34,6 @@ __all__ = [
     "create_stream_completion",
     "hedge",
     "offline_client",
+    "response_format",
     "tool",
 ]

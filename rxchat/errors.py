@@ -28,6 +28,8 @@ RxChatError
 │   └── StepLimitError          a turn's tool loop made max_steps requests
 ├── ToolError                   a tool call failed: the tool raised, is unknown,
 │                               or its arguments do not fit its schema
+├── StructuredOutputError       a reply is not JSON, or not JSON that fits the
+│                               schema it was asked for
 ├── StoreError                  a conversation store cannot be opened, read or
 │   │                           written (locked, corrupt, newer schema, no server)
 │   └── ConversationNotFoundError   no conversation has the given id
@@ -65,6 +67,7 @@ __all__ = [
     "StreamError",
     "StreamInterrupted",
     "ToolError",
+    "StructuredOutputError",
 ]
 
 
@@ -333,3 +336,35 @@ class AllRoutesFailed(RxChatError):  # noqa: N818 - public name fixed by API.md
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (AllRoutesFailed, (self.routes, self.errors))
+
+
+class StructuredOutputError(RxChatError):
+    """A reply asked for as JSON is not JSON, or not JSON that fits its schema.
+
+    Raised (emitted) by `rxchat.operators.partial_json`, `json_items`, `parsed` and
+    `partial_arguments` the moment a completed part cannot match: the stream is
+    disposed there, so the rest of the reply is not read.
+
+    Attributes:
+        text: The raw text received up to the failure.
+        errors: What failed, one message per problem (for a pydantic model, its
+            validation errors rendered as text).
+        path: Where in the value the first problem is (e.g. ``"$.items[2].price"``),
+            or None when the text itself is not JSON.
+    """
+
+    def __init__(
+        self, message: str, *, text: str = "", errors: tuple[str, ...] = (),
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.text, self.errors, self.path = text, tuple(errors) or (message,), path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_structured_error, (str(self), self.text, self.errors, self.path))
+
+
+def _rebuild_structured_error(
+    message: str, text: str, errors: tuple[str, ...], path: str | None
+) -> StructuredOutputError:
+    return StructuredOutputError(message, text=text, errors=errors, path=path)

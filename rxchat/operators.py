@@ -39,6 +39,10 @@ __all__ = [
     "merge_deltas",
     "reasoning",
     "tool_calls",
+    "partial_json",
+    "json_items",
+    "parsed",
+    "partial_arguments",
 ]
 
 
@@ -256,3 +260,12 @@ def _track(calls: _Calls, delta: Message) -> _Calls:
         done = len(merged.tool_calls)  # ...unless the choice is finished
     done = max(done, calls.emitted)
     return _Calls(merged, done, merged.tool_calls[calls.emitted:done])
+
+
+# Structured output (JSON as it grows): built in rxchat._structured, exported here.
+from ._structured.operators import (  # noqa: E402
+    json_items,
+    parsed,
+    partial_arguments,
+    partial_json,
+)

@@ -9,6 +9,10 @@ When the request offers `tools` and the user's message names one, it calls that 
 (arguments: the JSON object written after the name, if any, else `{}`); when the
 request ends with tool results, it answers with them. So the tool loop works without
 a key: "use add {"a": 2, "b": 3}" → a call of `add` → "The add tool returned: 5.".
+
+When the request asks for a ``json_schema`` response format, it answers with JSON that
+fits the schema (`rxchat._structured.instance.instance_of`, from the user's words),
+streamed a few characters at a time.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import re
 from typing import Any
 
+from .._structured.instance import instance_of
 from .replies import RecordedRequest, Reply
 
 __all__ = ["offline_answer", "offline_reply", "offline_tool_call"]
@@ -120,6 +125,26 @@ def _tool_answer(messages: list[dict[str, Any]]) -> str | None:
     return ". ".join(p.rstrip(".") for p in parts) + "."
 
 
+def structured_answer(response_format: Any, messages: list[dict[str, Any]]) -> str | None:
+    """The JSON answer to a ``json_schema`` (or ``json_object``) response format, or None."""
+    if not isinstance(response_format, dict):
+        return None
+    users = [_text(m) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    words = users[-1] if users else ""
+    inner = response_format.get("json_schema")
+    if response_format.get("type") == "json_schema" and isinstance(inner, dict) and isinstance(
+        inner.get("schema"), dict
+    ):
+        return json.dumps(instance_of(inner["schema"], words), ensure_ascii=False)
+    if response_format.get("type") == "json_object":
+        return json.dumps({"reply": offline_answer(messages)}, ensure_ascii=False)
+    return None
+
+
+_JSON_PIECE = 6
+"""Characters per delta of a JSON answer: small, so it is seen growing."""
+
+
 def offline_reply(request: RecordedRequest, *, delay: float = 0.0) -> Reply:
     """The offline model's `Reply` to a chat request.
 
@@ -136,7 +161,10 @@ def offline_reply(request: RecordedRequest, *, delay: float = 0.0) -> Reply:
             "type": "invalid_request_error",
         }})
     call = offline_tool_call(request.messages, body.get("tools"))
-    answer = "" if call else _tool_answer(request.messages) or offline_answer(request.messages)
+    structured = None if call else structured_answer(body.get("response_format"),
+                                                      request.messages)
+    answer = "" if call else structured or _tool_answer(request.messages) or offline_answer(
+        request.messages)
     prompt = sum(len(_text(m)) for m in request.messages) // 4 + 1
     completion = len(answer.split()) + (1 if call else 0)
     usage = {"prompt_tokens": prompt, "completion_tokens": completion,
@@ -145,7 +173,8 @@ def offline_reply(request: RecordedRequest, *, delay: float = 0.0) -> Reply:
     if call is not None and stream:
         return Reply.tool_calls([call])
     if stream:
-        return Reply.text(answer, usage=usage, delay=delay)
+        pieces = -(-len(answer) // _JSON_PIECE) if structured else None
+        return Reply.text(answer, usage=usage, delay=delay, pieces=pieces)
     message: dict[str, Any] = {"role": "assistant", "content": answer or None}
     if call is not None:
         message["tool_calls"] = [{"id": call["id"], "type": "function", "function": {

@@ -63,6 +63,8 @@ class Ask:
     message: Message | None
     observer: abc.ObserverBase[Message]
     stream: SerialDisposable = field(default_factory=SerialDisposable)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Request fields for this turn only (its ``response_format``)."""
 
     @property
     def regenerate(self) -> bool:

@@ -25,6 +25,7 @@ from .._client import ChatClient
 from .._concurrency.loop import on_subscriber_loop
 from .._models import ChatCompletionParams, Message
 from .._stream import create_stream_completion
+from .._structured.schema import as_structured
 from .._tools.run import Approve, ToolRunner
 from .._tools.tools import Tool, ToolFunction, tool_table
 from ..errors import ConfigurationError, SessionError
@@ -191,7 +192,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
 
     # -- turns ------------------------------------------------------------------------
 
-    def ask(self, text: AskValue) -> Observable[Message]:
+    def ask(self, text: AskValue, *, response_format: Any = None) -> Observable[Message]:
         """A cold Observable of one turn: each subscription asks `text` as its own turn.
 
         The subscription gets that turn's deltas and completes when the turn commits,
@@ -206,16 +207,26 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
 
         Args:
             text: The user's text, or a whole message.
+            response_format: JSON this turn's reply must be: a schema (a pydantic
+                model, a dataclass, a `TypedDict`, a JSON Schema dict) or the dict
+                `rxchat.response_format` returns; sent with every request of this
+                turn only. Read the reply with `rxchat.operators.partial_json` or
+                `parsed`.
 
         Returns:
             A cold Observable of the turn's deltas.
+
+        Raises:
+            ConfigurationError: `response_format` has no JSON Schema.
         """
         message = as_message(text)
+        turn_params = {} if response_format is None else {
+            "response_format": as_structured(response_format).response_format()}
 
         def subscribe(
             observer: abc.ObserverBase[Message], _scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            ask = Ask(message, observer)
+            ask = Ask(message, observer, params=turn_params)
             self._actor.post(Asked(ask))
             return Disposable(lambda: self._withdraw(ask))
 
@@ -361,13 +372,19 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
 
     def _open_stream(self, state: ChatState) -> Observable[Message]:
         """The stream of the turn that just started in `state`."""
+        running = self._actor.value.running  # the ask whose turn this is
+        turn_params = running.params if running is not None else {}
         return self._complete(
-            self._request(state), client=self.client, scheduler=self._stream_scheduler
+            self._request(state, turn_params), client=self.client,
+            scheduler=self._stream_scheduler,
         )
 
-    def _request(self, state: ChatState) -> ChatCompletionParams:
+    def _request(
+        self, state: ChatState, turn_params: Mapping[str, Any] | None = None
+    ) -> ChatCompletionParams:
         return request_params(
-            self.params, state, model=self.model, tools=self.tools.values(),
+            {**self.params, **(turn_params or {})}, state, model=self.model,
+            tools=self.tools.values(),
             context_window=self.context_window, count_tokens=self._count_tokens,
         )
 

@@ -8,6 +8,7 @@ bool → {"type": "boolean"}      list[X] / tuple[X, ...] → {"type": "array", 
 dict / dict[str, X] → {"type": "object"}     Literal["a", "b"] → {"enum": ["a", "b"]}
 Enum subclass → {"enum": [its values]}      Optional[X] / X | None → {"anyOf": [X, null]}
 Any (or no hint) → {}   (anything)
+a dataclass / TypedDict → {"type": "object", "properties": ..., "required": [...]}
 ```
 
 ``check_value`` validates the subset of JSON Schema those produce (``type``, ``enum``,
@@ -18,10 +19,11 @@ so a schema the model understands is never rejected here.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints, is_typeddict
 
 __all__ = ["check_value", "schema_of"]
 
@@ -48,6 +50,8 @@ def schema_of(hint: Any) -> dict[str, Any]:
         return {"type": "null"}
     if isinstance(hint, type) and issubclass(hint, Enum):
         return {"enum": [member.value for member in hint]}
+    if isinstance(hint, type) and (dataclasses.is_dataclass(hint) or is_typeddict(hint)):
+        return _record_schema(hint)
     origin, args = get_origin(hint), get_args(hint)
     if hint in (list, tuple, set, frozenset) or origin in (list, set, frozenset, Sequence):
         return {"type": "array", **({"items": schema_of(args[0])} if args else {})}
@@ -66,6 +70,24 @@ def schema_of(hint: Any) -> dict[str, Any]:
         return options[0] if len(options) == 1 else {"anyOf": options}
     raise TypeError(f"the type {hint!r} has no JSON Schema")
 
+
+def _record_schema(cls: type) -> dict[str, Any]:
+    """A dataclass's or TypedDict's object schema: a property per field."""
+    hints = get_type_hints(cls)
+    if dataclasses.is_dataclass(cls):
+        fields = [f for f in dataclasses.fields(cls) if f.init]
+        names = [f.name for f in fields]
+        required = [f.name for f in fields if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+    else:
+        names = list(hints)
+        required = [n for n in names if n in getattr(cls, "__required_keys__", names)]
+    schema: dict[str, Any] = {
+        "type": "object", "properties": {n: schema_of(hints.get(n, Any)) for n in names},
+    }
+    if required:
+        schema["required"] = required
+    return schema
 
 
 def check_value(value: Any, schema: Mapping[str, Any], path: str) -> str | None:

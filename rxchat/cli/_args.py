@@ -163,6 +163,9 @@ def build_parser(out: TextIO, err: TextIO) -> argparse.ArgumentParser:
     ask.add_argument("prompt", nargs="+", metavar="PROMPT",
                      help="the question; '-' reads it from stdin; piped stdin is "
                      "appended to it")
+    ask.add_argument("--schema", metavar="FILE.json|MODULE:MODEL",
+                     help="answer as JSON fitting this JSON Schema file or pydantic "
+                     "model/dataclass; shown as it grows on a terminal")
     _add_conversation(ask)
     _add_client(ask, nested=True)
     _add_output(ask, nested=True)

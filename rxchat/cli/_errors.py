@@ -25,6 +25,7 @@ from ..errors import (
     ServerError,
     StreamError,
     StreamInterrupted,
+    StructuredOutputError,
 )
 
 __all__ = ["ExitCode", "exit_code_for", "report_error"]
@@ -50,7 +51,8 @@ class ExitCode(IntEnum):
     CONNECTION = 7
     """Could not connect, the connection broke, or a timeout ran out."""
     STREAM = 8
-    """The reply stream was malformed, carried an error, or was cut off."""
+    """The reply stream was malformed, carried an error, or was cut off; or a reply
+    asked for as JSON (``--schema``) did not fit."""
     INTERRUPTED = 130
     """Ctrl-C stopped ``rxchat ask`` or ``rxchat serve`` before it was done."""
 
@@ -66,6 +68,7 @@ _FAMILIES: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (APIConnectionError, ExitCode.CONNECTION),
     (StreamError, ExitCode.STREAM),
     (StreamInterrupted, ExitCode.STREAM),
+    (StructuredOutputError, ExitCode.STREAM),
 )
 
 

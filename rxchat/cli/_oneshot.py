@@ -29,6 +29,7 @@ from ._errors import ExitCode
 from ._log import open_store, resumed
 from ._render import ReplyView, format_stats, is_terminal
 from ._reply import ReplyOutcome, sigint_sets, stream_reply
+from ._schema import run_schema_ask
 
 __all__ = ["run_ask", "run_serve"]
 
@@ -93,6 +94,8 @@ def run_ask(args: argparse.Namespace, console: Console) -> int:
         RxChatError: The request failed (reported by ``main``).
     """
     prompt = read_prompt(args.prompt, console)
+    if getattr(args, "schema", None):
+        return run_schema_ask(args, console, prompt, request_messages, extra_params)
     store = open_store(args, console.env)
     try:
         outcome, view = _ask_and_log(args, console, prompt, store)

@@ -1,0 +1,1 @@
+"""Structured output: JSON replies parsed as they grow, checked against a schema."""
