@@ -6,6 +6,12 @@ with ``ConversationStore.save_messages`` before the next is emitted, on the
 session's own thread: when a commit has been emitted, it is in the store, so a process
 killed at any moment afterwards loses nothing committed. A store failure does not
 stop the conversation; it is reported to ``on_error`` (by default logged).
+
+Each save is a compare-and-set against the history this writer resumed or last
+saved (``save_messages(..., expected=...)``): if another writer changed the
+conversation meanwhile, nothing is overwritten and every later save of this writer
+reports ``StoreConflict`` too, until it is attached again (as a new conversation, or
+to the conversation as it is now stored).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase
 
 from .._models import Message
-from ..errors import StoreError
+from ..errors import ConversationNotFoundError, StoreError
 from ._protocol import ConversationStore
 
 __all__ = ["StoreWriter", "attach", "load_history"]
@@ -35,6 +41,8 @@ class StoreWriter(DisposableBase):
         store: Where the history goes.
         conversation_id: The conversation written to; None until the first message
             is committed, when attached without an id.
+        error: The last save's error (a ``StoreConflict`` once another writer
+            changed the conversation), None while saves succeed.
     """
 
     def __init__(
@@ -43,12 +51,15 @@ class StoreWriter(DisposableBase):
         conversation_id: str | None,
         model: ModelSource,
         on_error: Callable[[StoreError], object] | None,
+        base: Sequence[Message] | None = None,
     ) -> None:
         self.store = store
         self.conversation_id = conversation_id
+        self.error: StoreError | None = None
         self._model = model
         self._on_error = on_error
         self._last: Sequence[Message] | None = None
+        self._base: Sequence[Message] = () if base is None else tuple(base)
         self._subscription: DisposableBase | None = None
         self._disposed = False
 
@@ -66,11 +77,16 @@ class StoreWriter(DisposableBase):
                 if all(m.role == "system" for m in messages):
                     return
                 self.conversation_id = self.store.create(model=model)
-            self.store.save_messages(self.conversation_id, messages, model=model)
+                self._base = ()
+            self.store.save_messages(
+                self.conversation_id, messages, model=model, expected=self._base
+            )
         except StoreError as exc:
+            self.error = exc
             self._report(exc)
             return
-        self._last = messages
+        self.error = None
+        self._last = self._base = messages
 
     def _report(self, error: StoreError) -> None:
         if self._on_error is not None:
@@ -92,6 +108,7 @@ def attach(
     *,
     model: ModelSource = None,
     on_error: Callable[[StoreError], object] | None = None,
+    base: Sequence[Message] | None = None,
 ) -> StoreWriter:
     """Save every history ``history`` emits to ``store``, as it is emitted.
 
@@ -105,12 +122,24 @@ def attach(
             committed message (read it from the writer's ``conversation_id``).
         model: The model to record, or a function returning it at each save.
         on_error: Called with a ``StoreError`` when a save fails (the conversation
-            goes on); by default the failure is logged as a warning.
+            goes on); by default the failure is logged as a warning. A
+            ``StoreConflict`` says another writer changed the conversation.
+        base: The stored history the session resumed (what ``load_history``
+            returned); a save finding anything else stored raises ``StoreConflict``.
+            By default what is stored when ``attach`` is called.
 
     Returns:
         The writer; dispose it to stop.
+
+    Raises:
+        StoreError: ``base`` was not given and the stored history could not be read.
     """
-    writer = StoreWriter(store, conversation_id, model, on_error)
+    if base is None and conversation_id is not None:
+        try:
+            base = load_history(store, conversation_id)
+        except ConversationNotFoundError:
+            base = ()  # the first save says so, through on_error
+    writer = StoreWriter(store, conversation_id, model, on_error, base)
     writer._subscription = history.subscribe(on_next=writer.write)
     return writer
 
