@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from ._sql import ConnectionLost, SQLStore, Tx, migrate, summary_columns
+from ._sql import ConnectionLostError, SQLStore, Tx, migrate, summary_columns
 
 if TYPE_CHECKING:
     import psycopg
@@ -149,7 +149,7 @@ class PostgresStore(SQLStore):
 
     def _translate(self, error: Exception) -> StoreError | None:
         """psycopg errors become StoreError naming the server (never the password);
-        ``ConnectionLost`` when a connection that worked was closed by the server."""
+        ``ConnectionLostError`` when a connection that worked was closed by the server."""
         if not isinstance(error, self._psycopg.Error):
             return None
         where = _without_password(self._dsn)
@@ -161,7 +161,7 @@ class PostgresStore(SQLStore):
         )
         connection = self._connection
         lost = operational and connection is not None and (connection.broken or connection.closed)
-        kind = ConnectionLost if lost else StoreError
+        kind = ConnectionLostError if lost else StoreError
         return kind(
             f"The conversation store at {where!r} failed: {detail or type(error).__name__};"
             f" {hint}."

@@ -2,8 +2,10 @@
 
 A backend supplies ``SQLStore._transaction`` (a context manager yielding a
 ``Tx``: one database transaction, committed when the block ends, rolled back if
-it raises), ``_translate`` (its driver's errors as ``StoreError``) and the search query; everything else (ids, stamps, titles, the
-rewrite-only-the-tail rule of ``save_messages``) lives here. SQL is written with ``?``
+it raises), ``_translate`` (its driver's errors as ``StoreError``) and the search
+query; everything else (ids, stamps, titles, the rewrite-only-the-tail rule and the
+compare-and-set of ``save_messages``, group commits, one retry after a lost
+connection) lives here. SQL is written with ``?``
 placeholders; the PostgreSQL backend turns them into ``%s``.
 
 Tables (both backends):
@@ -43,7 +45,7 @@ from ._records import (
     usage_json,
 )
 
-__all__ = ["ConnectionLost", "SQLStore", "Tx"]
+__all__ = ["ConnectionLostError", "SQLStore", "Tx"]
 
 Row = tuple[Any, ...]
 
@@ -65,7 +67,7 @@ class Tx(Protocol):
         ...
 
 
-class ConnectionLost(StoreError):
+class ConnectionLostError(StoreError):
     """The server closed the connection (restart, failover, idle timeout): the call
     that met it is tried once more on a new connection."""
 
@@ -117,7 +119,7 @@ class SQLStore:
         raise NotImplementedError
 
     def _translate(self, error: Exception) -> StoreError | None:
-        """A driver's error as a ``StoreError`` (``ConnectionLost`` when the server
+        """A driver's error as a ``StoreError`` (``ConnectionLostError`` when the server
         closed the connection), or None if it is not the driver's."""
         raise NotImplementedError
 
@@ -162,11 +164,11 @@ class SQLStore:
                     if write:
                         self.write_transactions += 1
                     return body(tx)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a StoreError
+            except Exception as exc:  # every failure becomes a StoreError
                 failure = self._failure(exc)
                 if failure is None:
                     raise
-                if isinstance(failure, ConnectionLost) and attempt == 1:
+                if isinstance(failure, ConnectionLostError) and attempt == 1:
                     continue
                 if failure is exc:
                     raise
@@ -214,9 +216,9 @@ class SQLStore:
                 tx.query("SAVEPOINT rxchat_write")
                 try:
                     job.value = job.body(tx)
-                except Exception as exc:  # noqa: BLE001 - reported to that job's caller
+                except Exception as exc:  # reported to that job's caller
                     failure = self._failure(exc)
-                    if failure is None or isinstance(failure, ConnectionLost):
+                    if failure is None or isinstance(failure, ConnectionLostError):
                         raise
                     tx.query("ROLLBACK TO SAVEPOINT rxchat_write")
                     job.error = failure
