@@ -114,12 +114,22 @@ def _row_of(message: Message) -> MessageRow:
         ) from exc
     try:
         encoded = data.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: JSON's \ud83d escape keeps it exactly
-        data = json.dumps(message.to_dict(), ensure_ascii=True, sort_keys=True)
-        encoded = data.encode("utf-8")
+    except UnicodeEncodeError:  # surrogates: see SURROGATES_MARK
+        encoded = data.encode("utf-8", "surrogatepass")
+        data = SURROGATES_MARK + encoded.decode("latin-1")
     text = "\n".join(_text(t) for t in (message.content, message.reasoning_content) if t)
     digest = hashlib.blake2b(encoded, digest_size=16).hexdigest()
     return MessageRow(storable(message.role), data, storable(text), digest)
+
+
+SURROGATES_MARK = "s"
+"""Starts the stored JSON of a message whose text holds surrogate code points.
+
+UTF-8 cannot encode them and JSON's ``\\ud83d\\ude00`` escapes would be read back
+as one character, so such a row holds the message's JSON encoded with
+``surrogatepass`` and each byte as one character (Latin-1): exactly the code points
+committed come back. Other rows are plain JSON (they start with ``{``).
+"""
 
 
 class _RowCache:
@@ -235,6 +245,8 @@ def usage_from_json(text: str | None) -> Usage | None:
 
 def message_from_json(text: str) -> Message:
     """A stored message back as a ``Message``."""
+    if text.startswith(SURROGATES_MARK):
+        text = text[1:].encode("latin-1").decode("utf-8", "surrogatepass")
     return Message.from_dict(json.loads(text))
 
 
