@@ -95,10 +95,7 @@ class SQLiteStore(SQLStore):
         self._init_writes()
         try:
             if read_only:
-                self._connection = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                    timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False,
-                )
+                self._connection = _open_read_only(self.path)
             else:
                 private_file(self.path)
                 self._connection = sqlite3.connect(
@@ -191,3 +188,24 @@ class SQLiteStore(SQLStore):
             "WHERE rxchat_messages_fts MATCH ?) ORDER BY updated DESC, id DESC LIMIT ?",
             (query, limit),
         )
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """``path`` opened for reading only.
+
+    A WAL file can be read without write access once its ``-shm`` and ``-wal``
+    sidecars exist; where they do not and the directory is read-only, nothing can be
+    writing it, so it is read as immutable (without locks).
+    """
+    uri = path.resolve().as_uri()
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                                 isolation_level=None, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA user_version").fetchall()
+    except sqlite3.OperationalError:
+        connection.close()
+        if Path(f"{path}-wal").exists():
+            raise
+        connection = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True,
+                                     isolation_level=None, check_same_thread=False)
+    return connection

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from rxchat import ChatSession, FunctionCall, Message, ToolCall
 from rxchat.errors import ConversationNotFoundError, StoreError
-from rxchat.stores import ConversationStore
-from rxchat.stores import _records
+from rxchat.stores import ConversationStore, _records
 from rxchat.stores._records import ROW_CACHE_BYTES, MessageRow
 
 NASTY = "nul\x00 lone\ud83d high \ude00 low \ud83d\ude00 pair-as-two 😀 é \u2028 \x1b]52;c;x\x07"

@@ -27,8 +27,6 @@ from rxchat import ChatSession, Message
 from rxchat.errors import ConversationNotFoundError, StoreConflict, StoreError
 from rxchat.stores import ConversationStore, SQLiteStore, attach
 
-from .conftest import Reopen
-
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = 16
 TURNS = 3
@@ -263,7 +261,7 @@ def test_commits_from_many_threads_share_transactions(
     def save(cid: str) -> None:
         try:
             store.save_messages(cid, histories[cid], expected=())
-        except BaseException as exc:  # noqa: BLE001 - asserted below
+        except BaseException as exc:
             errors.append(exc)
 
     before = store.write_transactions  # type: ignore[attr-defined]
@@ -295,7 +293,7 @@ def test_one_failing_write_in_a_batch_leaves_the_others(
         try:
             store.save_messages(target, messages, expected=expected)
             outcomes[name] = None
-        except BaseException as exc:  # noqa: BLE001 - asserted below
+        except BaseException as exc:
             outcomes[name] = exc
 
     blocker = threading.Thread(target=save, args=(
