@@ -95,6 +95,10 @@ class SQLStore:
     transaction together, each under its own savepoint (one failing leaves the others
     to commit). A write returns once its transaction committed; many sessions sharing
     one store pay one commit (one fsync) per batch, not one each.
+
+    Attributes:
+        write_transactions: How many write transactions this store object ran (a
+            group commit counts once); the tests count batches with it.
     """
 
     _lock_row = ""
@@ -150,8 +154,8 @@ class SQLStore:
             return translated
         if isinstance(error, (UnicodeError, ValueError, OverflowError)):
             return StoreError(
-                f"The conversation store {self._where()} could not take a value: {error}; "
-                "this is a bug in rxchat, please report it."
+                f"The conversation store {self._where()} could not store or look up a "
+                f"value ({type(error).__name__}: {error}); check the arguments given."
             )
         return None
 
