@@ -16,6 +16,7 @@ to the conversation as it is now stored).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 
@@ -62,6 +63,7 @@ class StoreWriter(DisposableBase):
         self._base: Sequence[Message] = () if base is None else tuple(base)
         self._subscription: DisposableBase | None = None
         self._disposed = False
+        self._checks = _takes_expected(store)
 
     def write(self, messages: Sequence[Message]) -> None:
         """Save ``messages`` as the conversation's whole history.
@@ -78,9 +80,12 @@ class StoreWriter(DisposableBase):
                     return
                 self.conversation_id = self.store.create(model=model)
                 self._base = ()
-            self.store.save_messages(
-                self.conversation_id, messages, model=model, expected=self._base
-            )
+            if self._checks:
+                self.store.save_messages(
+                    self.conversation_id, messages, model=model, expected=self._base
+                )
+            else:  # a store written before compare-and-set: the last writer wins
+                self.store.save_messages(self.conversation_id, messages, model=model)
         except StoreError as exc:
             self.error = exc
             self._report(exc)
@@ -99,6 +104,16 @@ class StoreWriter(DisposableBase):
         self._disposed = True
         if self._subscription is not None:
             self._subscription.dispose()
+
+
+def _takes_expected(store: ConversationStore) -> bool:
+    """Whether ``store.save_messages`` takes ``expected`` (stores of your own written
+    for an earlier rxchat may not)."""
+    try:
+        parameters = inspect.signature(store.save_messages).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "expected" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def attach(

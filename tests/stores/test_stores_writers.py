@@ -316,3 +316,26 @@ def test_one_failing_write_in_a_batch_leaves_the_others(
     assert isinstance(outcomes["conflict"], StoreConflict)
     assert isinstance(outcomes["missing"], ConversationNotFoundError)
     assert store.get(cid).messages[-1].content == "y"
+
+
+def test_a_store_without_compare_and_set_is_still_written(store: ConversationStore) -> None:
+    """A store of your own written for an earlier rxchat (no ``expected``) still works."""
+
+    class Older:
+        def __init__(self, inner: ConversationStore) -> None:
+            self.inner = inner
+
+        def create(self, *, model: str | None = None, title: str | None = None) -> str:
+            return self.inner.create(model=model, title=title)
+
+        def save_messages(self, conversation_id: str, messages: Any, *,
+                          model: str | None = None) -> None:
+            self.inner.save_messages(conversation_id, messages, model=model)
+
+    session = ChatSession(store=Older(store), complete=echo)  # type: ignore[arg-type]
+    try:
+        session.send("hi").run()
+        assert session.store_error is None and session.conversation_id is not None
+        assert store.get(session.conversation_id).messages == session.messages
+    finally:
+        session.dispose()
