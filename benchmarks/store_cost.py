@@ -130,6 +130,8 @@ def offline_server() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(10)
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def session_turns_ms(
