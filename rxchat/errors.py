@@ -32,7 +32,9 @@ RxChatError
 │                               schema it was asked for
 ├── StoreError                  a conversation store cannot be opened, read or
 │   │                           written (locked, corrupt, newer schema, no server)
-│   └── ConversationNotFoundError   no conversation has the given id
+│   ├── ConversationNotFoundError   no conversation has the given id
+│   └── StoreConflict           another writer changed the conversation since
+│                               this one read it (nothing was overwritten)
 └── AllRoutesFailed             every route of rxchat.hedge failed before its
                                 first delta (each route's error in .errors)
 ```
@@ -62,6 +64,7 @@ __all__ = [
     "ServerError",
     "SessionError",
     "SessionFileError",
+    "StoreConflict",
     "StoreError",
     "StepLimitError",
     "StreamError",
@@ -255,13 +258,37 @@ class ConversationNotFoundError(StoreError):
 
     def __init__(self, conversation_id: str) -> None:
         super().__init__(
-            f"No conversation {conversation_id!r} in this store; list the stored ones "
-            "with ConversationStore.list() (or `rxchat logs list`)."
+            f"No conversation {conversation_id!r} in this store; `rxchat logs list` "
+            "shows the stored ones."
         )
         self.conversation_id = conversation_id
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ConversationNotFoundError, (self.conversation_id,))
+
+
+class StoreConflict(StoreError):  # noqa: N818 - public name fixed by API.md
+    """Another writer changed a stored conversation since this one read it.
+
+    Raised by ``save_messages(..., expected=...)`` when the stored history is no longer
+    the one the writer resumed (two ``rxchat chat -c`` windows, two workers resuming
+    one id): nothing is overwritten. A session attached to the store reports it and
+    keeps its history; save it as a new conversation to keep both.
+
+    Attributes:
+        conversation_id: The conversation another writer changed.
+    """
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(
+            f"Conversation {conversation_id!r} was changed by another writer since this "
+            "one read it; nothing was overwritten. Continue as a new conversation to keep "
+            "both, or resume it again to go on from what is stored."
+        )
+        self.conversation_id = conversation_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (StoreConflict, (self.conversation_id,))
 
 
 class StepLimitError(SessionError):

@@ -28,7 +28,7 @@ from .._stream import create_stream_completion
 from .._structured.schema import as_structured
 from .._tools.run import Approve, ToolRunner
 from .._tools.tools import Tool, ToolFunction, tool_table
-from ..errors import ConfigurationError, SessionError
+from ..errors import ConfigurationError, SessionError, StoreError
 from ..stores import ConversationStore, attach, load_history
 from .actor import Replay, SessionActor
 from .commands import (
@@ -147,8 +147,10 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         loop = ToolLoop(max(1, max_steps), max(1, max_tool_concurrency)) if tools else None
         head = (Message(role="system", content=system),) if system else ()
         messages = (*head, *map(as_message, history))
+        stored: tuple[Message, ...] = ()
         if store is not None and conversation_id is not None:
-            messages = _resumed(load_history(store, conversation_id), system)
+            stored = load_history(store, conversation_id)
+            messages = _resumed(stored, system)
         seed = Actor(ChatState(messages=messages), loop=loop)
         self._actor = SessionActor(
             seed, scheduler, self._open_stream, self._stream_scheduler,
@@ -156,7 +158,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         )
         self._stopped = False
         self._writer = None if store is None else attach(
-            self.history, store, conversation_id, model=self._model_name
+            self.history, store, conversation_id, model=self._model_name, base=stored
         )
 
     # -- the Observable side -------------------------------------------------------
@@ -177,6 +179,17 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         """The stored conversation this session writes to (None without a `store`, or
         before its first committed message)."""
         return None if self._writer is None else self._writer.conversation_id
+
+    @property
+    def store_error(self) -> StoreError | None:
+        """Why the last commit is not in the `store` (None when it is, or without one).
+
+        A `StoreConflict` says another writer (a second window, another worker)
+        changed the stored conversation since this session resumed it: nothing of
+        theirs was overwritten, and this session's commits are not stored until it is
+        saved as a new conversation. Each failed save is also logged as a warning.
+        """
+        return None if self._writer is None else self._writer.error
 
     @property
     def messages(self) -> tuple[Message, ...]:

@@ -83,8 +83,8 @@ class Chat:
             self.session.subscribe(self.desk.watch)
         if history and args.system:
             self.session.set_system(args.system)
-        self.log = ConversationLog(store, self.error, enabled=not args.no_log)
-        self.log.follow(self.session, conversation_id, self.current_model)
+        self.log = ConversationLog(store, self.error, enabled=not args.no_log, say=self.say)
+        self.log.follow(self.session, conversation_id, self.current_model, base=history)
 
     def current_model(self) -> str | None:
         """The model the next turn uses."""

@@ -17,7 +17,7 @@ from typing import Any
 from .._client import ChatClient
 from .._models import Message
 from .._session.session import ChatSession
-from ..errors import ConfigurationError, StoreError
+from ..errors import ConfigurationError, StoreConflict, StoreError
 from ..stores import ConversationStore, SQLiteStore, StoreWriter, attach, data_dir, load_history
 
 __all__ = ["ConversationLog", "HISTORY_NAME", "open_store", "resumed", "session_holding"]
@@ -53,12 +53,19 @@ def resumed(
 
     Raises:
         ConfigurationError: ``-c`` with no logged conversation yet.
+        ConfigurationError: ``--cid ''`` (an empty id).
         ConversationNotFoundError: ``--cid`` names no logged conversation.
     """
+    cid = getattr(args, "cid", None)
+    if cid is not None and not cid.strip():
+        raise ConfigurationError(
+            "--cid needs a conversation id; `rxchat logs list` shows them "
+            "(leave --cid out to start a new conversation)."
+        )
     if store is None:
         return None, ()
-    if getattr(args, "cid", None):
-        return args.cid, load_history(store, args.cid)
+    if cid:
+        return cid, load_history(store, cid)
     if getattr(args, "continue_latest", False):
         latest = store.latest()
         if latest is None:
@@ -87,11 +94,13 @@ class ConversationLog:
 
     def __init__(
         self, store: ConversationStore | None, report: Callable[[StoreError], object],
-        *, enabled: bool = True,
+        *, enabled: bool = True, say: Callable[[str], object] | None = None,
     ) -> None:
         self.store = store if enabled else None
         self._report = report
+        self._say = say
         self._writer: StoreWriter | None = None
+        self._conflicts = 0
 
     @property
     def conversation_id(self) -> str | None:
@@ -100,13 +109,36 @@ class ConversationLog:
 
     def follow(
         self, session: ChatSession, conversation_id: str | None,
-        model: Callable[[], str | None],
+        model: Callable[[], str | None], base: tuple[Message, ...] | None = None,
     ) -> None:
-        """Write ``session`` to ``conversation_id`` (None: a new one) from now on."""
+        """Write ``session`` to ``conversation_id`` (None: a new one) from now on.
+
+        ``base`` is the stored history the session resumed: if another writer changes
+        the conversation after it, the chat explains it and offers ``/fork``.
+        """
         self.stop()
+        self._conflicts = 0
         if self.store is not None:
             self._writer = attach(session.history, self.store, conversation_id,
-                                  model=model, on_error=self._report)
+                                  model=model, on_error=self._failed, base=base)
+
+    def _failed(self, error: StoreError) -> None:
+        if not isinstance(error, StoreConflict):
+            self._report(error)
+            return
+        self._conflicts += 1
+        if self._conflicts == 1:
+            self._report(StoreConflict(error.conversation_id))
+            if self._say is not None:
+                self._say(
+                    f"[another rxchat (a second window?) changed conversation "
+                    f"{error.conversation_id} since this chat loaded it. Nothing was "
+                    "overwritten, and this chat is not logged from here on: /fork logs "
+                    "it as a new conversation, its whole history included]"
+                )
+        elif self._say is not None:
+            self._say("[this turn was not logged: the conversation changed elsewhere; "
+                      "/fork logs this chat as a new conversation]")
 
     def stop(self) -> None:
         """Stop writing the current session."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable, Mapping
 
 from .._models import Message
@@ -69,7 +70,10 @@ def run_logs(args: argparse.Namespace, console: Console) -> int:
         ConversationNotFoundError: The id names no logged conversation.
         StoreError: The store could not be opened or read.
     """
-    with SQLiteStore(data_dir(console.env) / "conversations.db") as store:
+    path = data_dir(console.env) / "conversations.db"
+    # reading needs no write access: `logs list` works in a read-only data directory
+    read_only = args.logs_action != "rm" and os.path.exists(path)
+    with SQLiteStore(path, read_only=read_only) as store:
         ACTIONS[args.logs_action](store, args, console)
     return ExitCode.OK
 

@@ -21,7 +21,7 @@ from .._models import ChatCompletionParams, Message, MessageLike
 from .._offline.model import offline_reply
 from .._offline.server import FakeServer
 from .._stream import create_stream_completion
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreConflict
 from ..stores import ConversationStore
 from ._backend import connect, offline_notice
 from ._console import Console
@@ -135,9 +135,31 @@ def _ask_and_log(
         outcome.cancelled
     ):
         reply = replace(outcome.message, role="assistant", index=0)
-        conversation_id = conversation_id or store.create(model=model)
-        store.save_messages(conversation_id, (*messages, reply), model=model)
+        _log_exchange(console, store, conversation_id, history, (*messages, reply), model)
     return outcome, view
+
+
+def _log_exchange(
+    console: Console, store: ConversationStore, conversation_id: str | None,
+    history: tuple[Message, ...], messages: tuple[Message, ...], model: str | None,
+) -> None:
+    """Log the exchange; if another rxchat changed the resumed conversation
+    meanwhile, log it as a new conversation instead of overwriting theirs."""
+    if conversation_id is not None:
+        try:
+            store.save_messages(conversation_id, messages, model=model, expected=history)
+            return
+        except StoreConflict:
+            fork = store.create(model=model)
+            store.save_messages(fork, messages, model=model, expected=())
+            console.err(
+                f"rxchat: conversation {conversation_id} was changed by another rxchat "
+                "while this answer came; nothing was overwritten. This exchange was "
+                f"logged as a new conversation with its history: --cid {fork} continues it."
+            )
+            return
+    created = store.create(model=model)
+    store.save_messages(created, messages, model=model, expected=())
 
 
 def run_serve(args: argparse.Namespace, console: Console) -> int:

@@ -132,6 +132,16 @@ def _id(chat: Chat, _arg: str) -> bool:
     return False
 
 
+def _fork(chat: Chat, _arg: str) -> bool:
+    if chat.log.store is None:
+        chat.say("[not logged: --no-log]")
+        return False
+    chat.log.follow(chat.session, None, lambda: chat.session.model or chat.backend.client.model)
+    chat.say("[this chat is now logged as a new conversation, its history included; "
+             "/id shows its id]")
+    return False
+
+
 def _exit(_chat: Chat, _arg: str) -> bool:
     return True
 
@@ -148,6 +158,7 @@ COMMANDS: Mapping[str, tuple[Handler, str]] = {
     "/load": (_load, "/load PATH       load a conversation saved with /save"),
     "/history": (_history, "/history         show the conversation so far"),
     "/id": (_id, "/id              the id of this conversation in the log"),
+    "/fork": (_fork, "/fork            log this chat as a new conversation from now on"),
     "/exit": (_exit, "/exit, /quit     leave (also Ctrl-D)"),
 }
 

@@ -6,10 +6,17 @@ with ``ConversationStore.save_messages`` before the next is emitted, on the
 session's own thread: when a commit has been emitted, it is in the store, so a process
 killed at any moment afterwards loses nothing committed. A store failure does not
 stop the conversation; it is reported to ``on_error`` (by default logged).
+
+Each save is a compare-and-set against the history this writer resumed or last
+saved (``save_messages(..., expected=...)``): if another writer changed the
+conversation meanwhile, nothing is overwritten and every later save of this writer
+reports ``StoreConflict`` too, until it is attached again (as a new conversation, or
+to the conversation as it is now stored).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 
@@ -17,7 +24,7 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase
 
 from .._models import Message
-from ..errors import StoreError
+from ..errors import ConversationNotFoundError, StoreError
 from ._protocol import ConversationStore
 
 __all__ = ["StoreWriter", "attach", "load_history"]
@@ -35,6 +42,8 @@ class StoreWriter(DisposableBase):
         store: Where the history goes.
         conversation_id: The conversation written to; None until the first message
             is committed, when attached without an id.
+        error: The last save's error (a ``StoreConflict`` once another writer
+            changed the conversation), None while saves succeed.
     """
 
     def __init__(
@@ -43,14 +52,18 @@ class StoreWriter(DisposableBase):
         conversation_id: str | None,
         model: ModelSource,
         on_error: Callable[[StoreError], object] | None,
+        base: Sequence[Message] | None = None,
     ) -> None:
         self.store = store
         self.conversation_id = conversation_id
+        self.error: StoreError | None = None
         self._model = model
         self._on_error = on_error
         self._last: Sequence[Message] | None = None
+        self._base: Sequence[Message] = () if base is None else tuple(base)
         self._subscription: DisposableBase | None = None
         self._disposed = False
+        self._checks = _takes_expected(store)
 
     def write(self, messages: Sequence[Message]) -> None:
         """Save ``messages`` as the conversation's whole history.
@@ -66,11 +79,19 @@ class StoreWriter(DisposableBase):
                 if all(m.role == "system" for m in messages):
                     return
                 self.conversation_id = self.store.create(model=model)
-            self.store.save_messages(self.conversation_id, messages, model=model)
+                self._base = ()
+            if self._checks:
+                self.store.save_messages(
+                    self.conversation_id, messages, model=model, expected=self._base
+                )
+            else:  # a store written before compare-and-set: the last writer wins
+                self.store.save_messages(self.conversation_id, messages, model=model)
         except StoreError as exc:
+            self.error = exc
             self._report(exc)
             return
-        self._last = messages
+        self.error = None
+        self._last = self._base = messages
 
     def _report(self, error: StoreError) -> None:
         if self._on_error is not None:
@@ -85,6 +106,16 @@ class StoreWriter(DisposableBase):
             self._subscription.dispose()
 
 
+def _takes_expected(store: ConversationStore) -> bool:
+    """Whether ``store.save_messages`` takes ``expected`` (stores of your own written
+    for an earlier rxchat may not)."""
+    try:
+        parameters = inspect.signature(store.save_messages).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "expected" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 def attach(
     history: Observable[tuple[Message, ...]],
     store: ConversationStore,
@@ -92,6 +123,7 @@ def attach(
     *,
     model: ModelSource = None,
     on_error: Callable[[StoreError], object] | None = None,
+    base: Sequence[Message] | None = None,
 ) -> StoreWriter:
     """Save every history ``history`` emits to ``store``, as it is emitted.
 
@@ -105,12 +137,24 @@ def attach(
             committed message (read it from the writer's ``conversation_id``).
         model: The model to record, or a function returning it at each save.
         on_error: Called with a ``StoreError`` when a save fails (the conversation
-            goes on); by default the failure is logged as a warning.
+            goes on); by default the failure is logged as a warning. A
+            ``StoreConflict`` says another writer changed the conversation.
+        base: The stored history the session resumed (what ``load_history``
+            returned); a save finding anything else stored raises ``StoreConflict``.
+            By default what is stored when ``attach`` is called.
 
     Returns:
         The writer; dispose it to stop.
+
+    Raises:
+        StoreError: ``base`` was not given and the stored history could not be read.
     """
-    writer = StoreWriter(store, conversation_id, model, on_error)
+    if base is None and conversation_id is not None:
+        try:
+            base = load_history(store, conversation_id)
+        except ConversationNotFoundError:
+            base = ()  # the first save says so, through on_error
+    writer = StoreWriter(store, conversation_id, model, on_error, base)
     writer._subscription = history.subscribe(on_next=writer.write)
     return writer
 

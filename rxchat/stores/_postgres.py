@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from ._sql import SQLStore, Tx, migrate, summary_columns
+from ._sql import ConnectionLostError, SQLStore, Tx, migrate, summary_columns
 
 if TYPE_CHECKING:
     import psycopg
@@ -64,7 +64,10 @@ class PostgresStore(SQLStore):
     """Conversations in PostgreSQL (psycopg 3; the ``postgres`` extra).
 
     One store object holds one connection, shared by its threads one transaction at a
-    time; it reconnects after the connection broke.
+    time (writes from many threads are committed together, in one transaction). When
+    the server closed the connection (restart, failover, idle timeout) the call that
+    finds out reconnects and runs once more; a save tried again recognises its own
+    earlier write, if that did commit.
 
     Args:
         dsn: A libpq connection string or URL, e.g.
@@ -74,6 +77,9 @@ class PostgresStore(SQLStore):
         StoreError: psycopg is not installed, the server cannot be reached, or the
             schema was written by a newer rxchat.
     """
+
+    _lock_row = " FOR UPDATE"
+    _chain_cause = False
 
     def __init__(self, dsn: str) -> None:
         try:
@@ -86,8 +92,9 @@ class PostgresStore(SQLStore):
         self._dsn = dsn
         self._lock = threading.Lock()
         self._connection: psycopg.Connection[Any] | None = None
+        self._init_writes()
         try:
-            self._migrate()
+            self._run(self._migrate, write=True)
         except BaseException:
             self.close()
             raise
@@ -102,15 +109,21 @@ class PostgresStore(SQLStore):
                 self._connection.close()
                 self._connection = None
 
+    def _where(self) -> str:
+        return f"at {_without_password(self._dsn)!r}"
+
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
-        with self._lock, self._fail_clearly():
+        with self._lock:
             connection = self._connect()
             with connection.transaction(), connection.cursor() as cursor:
                 yield _PostgresTx(cursor)
 
     def _connect(self) -> psycopg.Connection[Any]:
         if self._connection is None or self._connection.closed or self._connection.broken:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = None
             self._connection = self._psycopg.connect(self._dsn, autocommit=True)
         return self._connection
 
@@ -124,34 +137,35 @@ class PostgresStore(SQLStore):
             (" ".join(terms), limit),
         )
 
-    def _migrate(self) -> None:
-        with self._transaction(write=True) as tx:
-            tx.query("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
-            tx.query("CREATE TABLE IF NOT EXISTS rxchat_schema (version INTEGER NOT NULL)")
-            rows = tx.query("SELECT version FROM rxchat_schema")
-            version = int(rows[0][0]) if rows else 0
-            if not rows:
-                tx.query("INSERT INTO rxchat_schema (version) VALUES (0)")
-            migrate(tx, version, MIGRATIONS, f"at {_without_password(self._dsn)!r}",
-                    lambda number: tx.query("UPDATE rxchat_schema SET version = ?", (number,)))
+    def _migrate(self, tx: Tx) -> None:
+        tx.query("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+        tx.query("CREATE TABLE IF NOT EXISTS rxchat_schema (version INTEGER NOT NULL)")
+        rows = tx.query("SELECT version FROM rxchat_schema")
+        version = int(rows[0][0]) if rows else 0
+        if not rows:
+            tx.query("INSERT INTO rxchat_schema (version) VALUES (0)")
+        migrate(tx, version, MIGRATIONS, self._where(),
+                lambda number: tx.query("UPDATE rxchat_schema SET version = ?", (number,)))
 
-    @contextmanager
-    def _fail_clearly(self) -> Iterator[None]:
-        """psycopg errors become StoreError naming the server (never the password)."""
-        try:
-            yield
-        except self._psycopg.Error as exc:
-            where = _without_password(self._dsn)
-            detail = _without_password(str(exc).strip().splitlines()[0] if str(exc) else "")
-            hint = (
-                "check that the server runs and the DSN is right"
-                if isinstance(exc, self._psycopg.OperationalError)
-                else "check the database and its permissions"
-            )
-            raise StoreError(
-                f"The conversation store at {where!r} failed: {detail or type(exc).__name__};"
-                f" {hint}."
-            ) from None
+    def _translate(self, error: Exception) -> StoreError | None:
+        """psycopg errors become StoreError naming the server (never the password);
+        ``ConnectionLostError`` when a connection that worked was closed by the server."""
+        if not isinstance(error, self._psycopg.Error):
+            return None
+        where = _without_password(self._dsn)
+        detail = _without_password(str(error).strip().splitlines()[0] if str(error) else "")
+        operational = isinstance(error, self._psycopg.OperationalError)
+        hint = (
+            "check that the server runs and the DSN is right" if operational
+            else "check the database and its permissions"
+        )
+        connection = self._connection
+        lost = operational and connection is not None and (connection.broken or connection.closed)
+        kind = ConnectionLostError if lost else StoreError
+        return kind(
+            f"The conversation store at {where!r} failed: {detail or type(error).__name__};"
+            f" {hint}."
+        )
 
 
 def _without_password(text: str) -> str:

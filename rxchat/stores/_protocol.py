@@ -18,7 +18,8 @@ class ConversationStore(Protocol):
 
     Every method is safe to call from any thread. A method given an id that no
     conversation has raises ``rxchat.errors.ConversationNotFoundError``; any other
-    failure of the store is a ``rxchat.errors.StoreError``.
+    failure of the store is a ``rxchat.errors.StoreError``. Every text a session can
+    commit (NUL, lone surrogates, any code point) is stored and read back identical.
     """
 
     def create(self, *, model: str | None = None, title: str | None = None) -> str:
@@ -26,9 +27,14 @@ class ConversationStore(Protocol):
         ...
 
     def save_messages(
-        self, conversation_id: str, messages: Sequence[Message], *, model: str | None = None
+        self, conversation_id: str, messages: Sequence[Message], *,
+        model: str | None = None, expected: Sequence[Message] | None = None,
     ) -> None:
-        """Make the stored messages exactly ``messages``, atomically."""
+        """Make the stored messages exactly ``messages``, atomically.
+
+        With ``expected``, only if the stored messages are ``expected`` (or already
+        ``messages``); else raise ``rxchat.errors.StoreConflict`` and write nothing.
+        """
         ...
 
     def get(self, conversation_id: str) -> Conversation:

@@ -8,18 +8,20 @@ apart on what they store.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from .._models import Message, Usage
+from ..errors import StoreError
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -84,22 +86,104 @@ class MessageRow:
 
     @classmethod
     def of(cls, message: Message) -> MessageRow:
-        """The stored form of ``message`` (remembered: a history is saved again and
-        again with the same messages, and encoding them is most of a save's cost)."""
+        """The stored form of ``message`` (remembered, within ``ROW_CACHE_BYTES``: a
+        history is saved again and again with the same messages, and encoding them is
+        most of a save's cost).
+
+        Raises:
+            StoreError: The message cannot be written as JSON (a field holds an
+                object that is not JSON).
+        """
         try:
-            return _remembered_row(message)
+            hash(message)
         except TypeError:  # an unhashable field (content as a list of parts)
             return _row_of(message)
+        return _ROWS.get(message)
+
+
+ROW_CACHE_BYTES = 4 << 20
+"""At most this many bytes of message text are kept by the cache of stored rows."""
 
 
 def _row_of(message: Message) -> MessageRow:
-    data = json.dumps(message.to_dict(), ensure_ascii=False, sort_keys=True)
+    try:
+        data = json.dumps(message.to_dict(), ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(
+            f"A {message.role!r} message cannot be stored: {exc}; its fields must be JSON."
+        ) from exc
+    try:
+        encoded = data.encode("utf-8")
+    except UnicodeEncodeError:  # surrogates: see SURROGATES_MARK
+        encoded = data.encode("utf-8", "surrogatepass")
+        data = SURROGATES_MARK + encoded.decode("latin-1")
     text = "\n".join(_text(t) for t in (message.content, message.reasoning_content) if t)
-    digest = hashlib.blake2b(data.encode("utf-8"), digest_size=16).hexdigest()
-    return MessageRow(message.role, data, text, digest)
+    digest = hashlib.blake2b(encoded, digest_size=16).hexdigest()
+    return MessageRow(storable(message.role), data, storable(text), digest)
 
 
-_remembered_row = functools.lru_cache(maxsize=8192)(_row_of)
+SURROGATES_MARK = "s"
+"""Starts the stored JSON of a message whose text holds surrogate code points.
+
+UTF-8 cannot encode them and JSON's ``\\ud83d\\ude00`` escapes would be read back
+as one character, so such a row holds the message's JSON encoded with
+``surrogatepass`` and each byte as one character (Latin-1): exactly the code points
+committed come back. Other rows are plain JSON (they start with ``{``).
+"""
+
+
+class _RowCache:
+    """A least-recently-used map from message to row, bounded in bytes, not entries.
+
+    A message counts its row's JSON twice (the key message holds the same text) plus
+    its searchable text; one larger than an eighth of the budget is never kept.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._rows: OrderedDict[Message, tuple[MessageRow, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, message: Message) -> MessageRow:
+        with self._lock:
+            found = self._rows.get(message)
+            if found is not None:
+                self._rows.move_to_end(message)
+                return found[0]
+        row = _row_of(message)
+        cost = 2 * len(row.data) + len(row.text)
+        if cost > self.budget // 8:
+            return row
+        with self._lock:
+            if message not in self._rows:
+                self._rows[message] = (row, cost)
+                self.size += cost
+            while self.size > self.budget:
+                _, (_, freed) = self._rows.popitem(last=False)
+                self.size -= freed
+        return row
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+            self.size = 0
+
+
+_ROWS = _RowCache(ROW_CACHE_BYTES)
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as a plain column can hold it in every backend: NUL and lone
+    surrogates become U+FFFD (PostgreSQL refuses NUL, UTF-8 cannot encode a
+    surrogate). Only derived columns (title, searched text, model, role) go through
+    this; a message's own JSON keeps every code point exactly.
+    """
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def _text(value: object) -> str:
@@ -132,6 +216,7 @@ def title_of(messages: Sequence[Message]) -> str | None:
     for message in messages:
         line = " ".join(_text(message.content).split()) if message.role == "user" else ""
         if line:
+            line = storable(line)
             return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
     return None
 
@@ -160,6 +245,8 @@ def usage_from_json(text: str | None) -> Usage | None:
 
 def message_from_json(text: str) -> Message:
     """A stored message back as a ``Message``."""
+    if text.startswith(SURROGATES_MARK):
+        text = text[1:].encode("latin-1").decode("utf-8", "surrogatepass")
     return Message.from_dict(json.loads(text))
 
 

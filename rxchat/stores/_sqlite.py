@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -77,31 +77,38 @@ class SQLiteStore(SQLStore):
             directory (``RXCHAT_DATA_DIR``, else the platform's user data directory).
             A new file is created readable by its owner only (0600, in 0700
             directories created for it).
+        read_only: Open the file for reading only (it must exist): listing,
+            showing and searching work where the file or its directory cannot be
+            written; a write raises ``StoreError``.
 
     Raises:
         StoreError: The file cannot be created or opened, is not an rxchat store, or
             was written by a newer rxchat.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False
+    ) -> None:
         self.path = Path(path) if path is not None else default_database()
+        self.read_only = read_only
         self._lock = threading.Lock()
+        self._init_writes()
         try:
-            private_file(self.path)
-            self._connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                check_same_thread=False,
-            )
+            if read_only:
+                self._connection = _open_read_only(self.path)
+            else:
+                private_file(self.path)
+                self._connection = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                    check_same_thread=False,
+                )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"The conversation store {str(self.path)!r} could not be opened ({exc}); "
                 "check the path and its permissions."
             ) from exc
         try:
-            with self._fail_clearly():
-                self._connection.execute("PRAGMA journal_mode=WAL")
-                self._connection.execute("PRAGMA synchronous=FULL")
-                self._migrate()
+            self._prepare()
         except BaseException:
             self._connection.close()
             raise
@@ -114,17 +121,62 @@ class SQLiteStore(SQLStore):
         with self._lock:
             self._connection.close()
 
+    def _where(self) -> str:
+        return repr(str(self.path))
+
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
-        with self._lock, self._fail_clearly():
+        with self._lock:
             connection = self._connection
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield _SQLiteTx(connection)
             except BaseException:
-                connection.execute("ROLLBACK")
+                with suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
                 raise
-            connection.execute("COMMIT")
+            try:
+                connection.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+
+    def _prepare(self) -> None:
+        """WAL, full sync and an up-to-date schema (a read-only store only checks it)."""
+        if not self.read_only:
+            try:
+                self._connection.execute("PRAGMA journal_mode=WAL")
+                self._connection.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) or StoreError(str(exc)) from exc
+        self._run(self._migrate, write=not self.read_only)
+
+    def _migrate(self, tx: Tx) -> None:
+        (version,) = tx.query("PRAGMA user_version")[0]
+        if self.read_only and version != len(MIGRATIONS):
+            if version > len(MIGRATIONS):
+                migrate(tx, version, MIGRATIONS, self._where(), lambda number: None)
+            raise StoreError(
+                f"The conversation store {self._where()} is read-only and its schema "
+                f"(version {version}) is older than this rxchat's; open it once writable "
+                "to bring it up to date."
+            )
+        migrate(tx, version, MIGRATIONS, self._where(),
+                lambda number: tx.query(f"PRAGMA user_version = {number}"))
+
+    def _translate(self, error: Exception) -> StoreError | None:
+        """sqlite3 errors become StoreError naming the file and what to do."""
+        if not isinstance(error, sqlite3.Error):
+            return None
+        hint = {
+            "database is locked": "another process held it for longer than "
+            f"{BUSY_TIMEOUT_S:g} s; try again",
+            "file is not a database": "it is not an rxchat store; choose another path",
+            "attempt to write a readonly database": "it is read-only; reading it works "
+            "(rxchat logs list), or pass --no-log",
+        }.get(str(error), "check the disk and the file's permissions")
+        return StoreError(f"The conversation store {self._where()} failed: {error}; {hint}.")
 
     def _search_ids(
         self, tx: Tx, terms: builtins.list[str], limit: int
@@ -137,23 +189,23 @@ class SQLiteStore(SQLStore):
             (query, limit),
         )
 
-    def _migrate(self) -> None:
-        with self._transaction(write=True) as tx:
-            (version,) = tx.query("PRAGMA user_version")[0]
-            migrate(tx, version, MIGRATIONS, repr(str(self.path)),
-                    lambda number: tx.query(f"PRAGMA user_version = {number}"))
 
-    @contextmanager
-    def _fail_clearly(self) -> Iterator[None]:
-        """sqlite3 errors become StoreError naming the file and what to do."""
-        try:
-            yield
-        except sqlite3.Error as exc:
-            hint = {
-                "database is locked": "another process held it for longer than "
-                f"{BUSY_TIMEOUT_S:g} s; try again",
-                "file is not a database": "it is not an rxchat store; choose another path",
-            }.get(str(exc), "check the disk and the file's permissions")
-            raise StoreError(
-                f"The conversation store {str(self.path)!r} failed: {exc}; {hint}."
-            ) from exc
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """``path`` opened for reading only.
+
+    A WAL file can be read without write access once its ``-shm`` and ``-wal``
+    sidecars exist; where they do not and the directory is read-only, nothing can be
+    writing it, so it is read as immutable (without locks).
+    """
+    uri = path.resolve().as_uri()
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                                 isolation_level=None, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA user_version").fetchall()
+    except sqlite3.OperationalError:
+        connection.close()
+        if Path(f"{path}-wal").exists():
+            raise
+        connection = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True,
+                                     isolation_level=None, check_same_thread=False)
+    return connection

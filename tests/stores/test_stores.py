@@ -5,51 +5,15 @@ from __future__ import annotations
 import json
 import pickle
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from rxchat import ChatSession, FunctionCall, Message, ToolCall, Usage
 from rxchat.errors import ConversationNotFoundError, RxChatError, StoreError
-from rxchat.stores import ConversationStore, PostgresStore, SQLiteStore, _postgres, _sqlite
+from rxchat.stores import ConversationStore, _postgres, _sqlite
 
-BACKENDS = ["sqlite", "postgres"]
-
-
-def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> ConversationStore:
-    if kind == "sqlite":
-        return SQLiteStore(tmp_path / "store.db")
-    return PostgresStore(request.getfixturevalue("postgres_dsn"))
-
-
-@pytest.fixture(params=BACKENDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-Reopen = Callable[[], ConversationStore]
-
-
-@pytest.fixture
-def reopen(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Reopen]:
-    """A function opening another store object on the same database."""
-    opened: list[ConversationStore] = []
-
-    def again() -> ConversationStore:
-        store = open_store(kind, request, tmp_path)
-        opened.append(store)
-        return store
-
-    yield again
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
-def store(reopen: Reopen) -> ConversationStore:
-    return reopen()
-
+from .conftest import Reopen
 
 USER = Message(role="user", content="My name is Ada and I like owls.")
 REPLY = Message(

@@ -154,7 +154,8 @@ def test_the_store_cost_benchmark_runs(postgres_dsn: str, tmp_path: Path) -> Non
     spec.loader.exec_module(module)
     out = tmp_path / "stores.json"
     assert module.main(["--turns", "8", "--messages", "20", "--repeat", "2",
+                        "--sessions", "4", "--session-turns", "2",
                         "--postgres-dsn", postgres_dsn, "--json", str(out)]) == 0
     results = json.loads(out.read_text())
-    assert set(results) == {"sqlite", "postgres"}
+    assert set(results) == {"sqlite", "postgres", "shared"}
     assert all(v > 0 for figures in results.values() for v in figures.values())
