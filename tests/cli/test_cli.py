@@ -391,12 +391,26 @@ def test_ctrl_c_during_ask_closes_the_stream_and_exits_130(fake: FakeServer) -> 
     fake.enqueue(Reply.events([chunk(role="assistant", content="partial ")], done=False)
                  .then(STALL))
 
+    printed = threading.Event()
+
+    class Out(io.StringIO):
+        """Tells when the first delta was printed: the interrupt comes after it."""
+
+        def write(self, text: str) -> int:
+            written = super().write(text)
+            if "partial" in self.getvalue():
+                printed.set()
+            return written
+
     def interrupt() -> None:
-        assert fake.wait_for_requests(1)
+        assert printed.wait(10), "the first delta was never printed"
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
-    result = run("ask", "--base-url", fake.base_url, "hi")
+    out, err = Out(), io.StringIO()
+    status = main(["ask", "--base-url", fake.base_url, "hi"], stdout=out, stderr=err,
+                  stdin=io.StringIO(""), env={"RXCHAT_API_KEY": KEY})
+    result = Run(status, out.getvalue(), err.getvalue())
     assert result.status == 130
     assert result.out == "partial \n"
     assert "cancelled" in result.err
