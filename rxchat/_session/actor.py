@@ -38,11 +38,12 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import EventLoopScheduler
 from reactivex.subject import Subject
 
-from .._concurrency.mailbox import Mailbox
+from .._concurrency.mailbox import Mailbox, on_a_drain_thread
 from .._models import Message, ToolCall
 from ..errors import ToolError
 from .commands import (
     Ask,
+    Asked,
     Command,
     Connect,
     Deliver,
@@ -94,6 +95,8 @@ class SessionActor:
         self._open_stream, self._stream_scheduler = open_stream, stream_scheduler
         self._start_tool = start_tool
         self._own_thread = scheduler is None
+        self._asking_lock = threading.Lock()
+        self._asking = 0  # asks posted and not folded yet
         events: Subject[Command] = Subject()
         events.pipe(ops.scan(step, seed)).subscribe(self._perform, self._crash)
         self._events = events
@@ -103,16 +106,30 @@ class SessionActor:
 
     def post(self, item: Command | Callable[[], None]) -> None:
         """Queue a command (or a callable to run on the actor's scheduler), from any thread."""
+        if isinstance(item, Asked):
+            with self._asking_lock:
+                self._asking += 1
         self._mailbox.post(item)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a turn has been asked and has not finished, counted now from any thread.
+
+        An ask counts from the moment it is posted (before the actor folds it), so a
+        turn asked a moment ago on another thread counts too.
+        """
+        value = self.value
+        return bool(self._asking or value.running is not None or value.waiting)
 
     def post_and_wait(self, command: Command) -> None:
         """Post `command`; on the actor's own thread, return once it is applied.
 
-        Called from a subscriber (the actor's thread) or with a scheduler of the
-        caller's, it only posts: waiting there would wait for itself.
+        Called on any session's thread (a subscriber of this session or of another
+        one) or with a scheduler of the caller's, it only posts: waiting there could
+        wait for itself, or for a session that waits for this one.
         """
         self._mailbox.post(command)
-        if self._own_thread and not self._mailbox.on_drain_thread:
+        if self._own_thread and not on_a_drain_thread():
             applied = threading.Event()
             self._mailbox.post(applied.set)
             applied.wait()
@@ -122,6 +139,12 @@ class SessionActor:
     def _handle(self, item: Command | Callable[[], None]) -> None:
         if callable(item):
             item()
+        elif isinstance(item, Asked):
+            try:
+                self._events.on_next(item)
+            finally:  # now in `value` (running, waiting) or ended: no longer in flight
+                with self._asking_lock:
+                    self._asking -= 1
         else:
             self._events.on_next(item)
 

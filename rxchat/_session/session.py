@@ -22,7 +22,7 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, VirtualTimeScheduler
 
 from .._client import ChatClient
-from .._concurrency.loop import on_subscriber_loop
+from .._concurrency.loop import deliver_on_loop, loop_of, on_subscriber_loop
 from .._models import ChatCompletionParams, Message
 from .._stream import create_stream_completion
 from .._tools.run import Approve, ToolRunner
@@ -163,8 +163,13 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
     def _subscribe_core(
         self, observer: abc.ObserverBase[ChatState], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        self._actor.post(Watch(observer))
-        return Disposable(lambda: self._actor.post(Unwatch(observer)))
+        # `await session.pipe(...)` subscribes with an asyncio scheduler: the states are
+        # handed to that loop's thread (its future must be resolved there).
+        def start(target: abc.ObserverBase[ChatState]) -> abc.DisposableBase:
+            self._actor.post(Watch(target))
+            return Disposable(lambda: self._actor.post(Unwatch(target)))
+
+        return deliver_on_loop(observer, loop_of(scheduler), start)
 
     @property
     def state(self) -> ChatState:
@@ -281,10 +286,13 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
             SessionError: A turn is in progress, or there is no turn to remove.
         """
         state = self._actor.value.state
+        busy = "A turn is in progress; wait for it or cancel() before undo()."
         if state.status in ("streaming", "tools") or state.queued:
-            raise SessionError("A turn is in progress; wait for it or cancel() before undo().")
+            raise SessionError(busy)
         if last_turn_start(state.messages) == len(state.messages):
             raise SessionError("Nothing to undo: the history has no turns.")
+        if self._actor.busy:  # counted now, from any thread: also a turn asked a moment ago
+            raise SessionError(busy)
         self._actor.post_and_wait(Edit(TurnUndone()))
 
     def reset(self) -> None:
@@ -302,7 +310,15 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         self._actor.post_and_wait(Edit(SystemChanged(text)))
 
     def on_error(self, error: Exception) -> None:
-        """The input failed: drop the turns in progress and end with `error`."""
+        """The input failed: drop the turns in progress and end with `error`.
+
+        Ignored, with a warning logged, once the session ended (after `on_completed()`
+        the turns it promised to finish still finish: a terminated observer hears
+        nothing more).
+        """
+        if self._stopped:
+            log.warning("ChatSession.on_error after the session ended: ignored.")
+            return
         self._stop(InputFailed(error))
 
     def on_completed(self) -> None:

@@ -212,6 +212,8 @@ def _control(actor: Actor, command: Command) -> Actor:
     if isinstance(command, InputCompleted):
         return _start_next(replace(actor, phase="closing"))
     if isinstance(command, InputFailed):
+        if actor.phase == "closing":  # after on_completed(): the Rx grammar ends input
+            return actor
         dropped = _drop(actor, command.error)
         return replace(dropped, phase="closed", watchers=(),
                        effects=(*dropped.effects, Finish(actor.watchers, command.error)))
