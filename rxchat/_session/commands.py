@@ -63,6 +63,10 @@ class Ask:
     message: Message | None
     observer: abc.ObserverBase[Message]
     stream: SerialDisposable = field(default_factory=SerialDisposable)
+    origin: object | None = None
+    """The `ask()` Observable this subscription belongs to: when its previous
+    subscription's turn failed and that failure is still the session's state, a new
+    subscription (`ops.retry`) continues that turn as `regenerate()` does."""
 
     @property
     def regenerate(self) -> bool:
@@ -82,9 +86,14 @@ class Asked:
 
 @dataclass(frozen=True)
 class Withdrawn:
-    """The `ask()` subscription was disposed: unqueue the turn, or cancel it."""
+    """The `ask()` subscription was disposed: unqueue the turn, or cancel it.
+
+    `given` is how many deltas its subscriber was given in all (None: every delta
+    delivered): the cancelled reply keeps no delta beyond those.
+    """
 
     ask: Ask
+    given: int | None = None
 
 
 @dataclass(frozen=True)

@@ -216,15 +216,21 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
             A cold Observable of the turn's deltas.
         """
         message = as_message(text)
+        origin = object()  # the subscriptions of this Observable: a retry continues
 
         def subscribe(
-            observer: abc.ObserverBase[Message], _scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[Message], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            ask = Ask(message, observer)
-            self._actor.post(Asked(ask))
-            return Disposable(lambda: self._withdraw(ask))
+            given = _Given(observer)  # counted where the subscriber gets them
 
-        return reactivex.create(subscribe).pipe(on_subscriber_loop())
+            def start(target: abc.ObserverBase[Message]) -> abc.DisposableBase:
+                ask = Ask(message, target, origin=origin)
+                self._actor.post(Asked(ask))
+                return Disposable(lambda: self._withdraw(ask, given.count))
+
+            return deliver_on_loop(given, loop_of(scheduler), start)
+
+        return reactivex.create(subscribe)
 
     def send(self, text: AskValue) -> Observable[Message]:
         """Ask a turn now (hot) and return its deltas, replayed to every subscriber.
@@ -392,9 +398,9 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         self._actor.post(Asked(Ask(message, replay)))
         return replay.observable.pipe(on_subscriber_loop())
 
-    def _withdraw(self, ask: Ask) -> None:
+    def _withdraw(self, ask: Ask, given: int) -> None:
         ask.stream.dispose()  # closes the socket now if the turn runs
-        self._actor.post(Withdrawn(ask))
+        self._actor.post(Withdrawn(ask, given))
 
     def _stop(self, command: Command) -> None:
         self._stopped = True
@@ -402,6 +408,23 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         if running is not None:
             running.stream.dispose()
         self._actor.post(command)
+
+
+class _Given(abc.ObserverBase[Message]):
+    """An `ask()` subscriber, and how many deltas it was given."""
+
+    def __init__(self, observer: abc.ObserverBase[Message]) -> None:
+        self._observer, self.count = observer, 0
+
+    def on_next(self, value: Message) -> None:
+        self.count += 1
+        self._observer.on_next(value)
+
+    def on_error(self, error: Exception) -> None:
+        self._observer.on_error(error)
+
+    def on_completed(self) -> None:
+        self._observer.on_completed()
 
 
 def _resumed(stored: Sequence[Message], system: str | None) -> tuple[Message, ...]:
