@@ -282,6 +282,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         running = self._actor.value.running
         if running is not None:
             running.stream.dispose()
+            self._actor.release()
         self._actor.post(Cancel(running))
         return running is not None
 
@@ -400,6 +401,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
 
     def _withdraw(self, ask: Ask, given: int) -> None:
         ask.stream.dispose()  # closes the socket now if the turn runs
+        self._actor.release()
         self._actor.post(Withdrawn(ask, given))
 
     def _stop(self, command: Command) -> None:
@@ -407,6 +409,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         running = self._actor.value.running
         if running is not None:
             running.stream.dispose()
+            self._actor.release()
         self._actor.post(command)
 
 
