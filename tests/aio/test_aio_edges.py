@@ -63,9 +63,12 @@ def test_await_the_session_states_and_history_under_debug_mode(
     session = ChatSession(client)
 
     async def main() -> tuple[ChatState, tuple[Message, ...], ChatState]:
-        initial = await session.pipe(ops.first())
+        initial: ChatState = await session.pipe(ops.first())
         session.on_next("hello")
-        done = await session.pipe(ops.first(lambda s: len(s.messages) == 2))
+        def answered(state: ChatState) -> bool:
+            return len(state.messages) == 2
+
+        done: ChatState = await session.pipe(ops.first(answered))
         history = await session.history.pipe(ops.first())
         return initial, history, done
 
@@ -120,13 +123,14 @@ def test_take_on_an_awaiting_loop_keeps_only_the_deltas_it_was_given(
         await asyncio.sleep(0)  # subscribed: now hold the loop while the actor folds
         assert wait_until(lambda: (session.state.partial or Message()).content
                           == "".join(pieces), HANG)
-        return await task
+        seen: list[Message] = await task
+        return seen
 
     try:
         seen = run(main)
         assert [m.content for m in seen] == ["", "p0 ", "p1 "]
         assert wait_until(lambda: session.state.status == "idle", HANG)
-        user, reply = session.messages
+        _user, reply = session.messages
         assert (reply.content, reply.finish_reason) == ("p0 p1 ", "cancelled")
         ops_final: Any = rxops.final_message()
         session.ask("again").pipe(ops_final, ops.timeout(HANG)).run()

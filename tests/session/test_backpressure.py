@@ -27,7 +27,8 @@ PIECES = 3 * BACKLOG
 
 def waiting_in(function: str) -> bool:
     """Whether some thread is waiting inside `function` right now."""
-    for frame in sys._current_frames().values():
+    for top in sys._current_frames().values():
+        frame: Any = top
         while frame is not None:
             if frame.f_code.co_name == function:
                 return True
@@ -49,7 +50,8 @@ def test_a_slow_state_subscriber_makes_the_reader_wait_and_gets_merged_states(
             assert hold.wait(HANG)  # stuck until the reader waits for the session
 
     session.subscribe(slow)
-    reply = session.send("go").pipe(rxops.final_message(), ops.timeout(HANG * 3))
+    final: Any = rxops.final_message()
+    reply: Any = session.send("go").pipe(final, ops.timeout(HANG * 3))
     result: list[Any] = []
     threading.Thread(target=lambda: result.append(reply.run()), daemon=True).start()
     assert wait_until(lambda: waiting_in("_admit"), HANG), "the reader never waited"
