@@ -76,7 +76,8 @@ class Channel(Generic[_T]):
         """Queue a value; on a thread other than the loop's, wait while the channel is full.
 
         On a session's thread (a mailbox's drain) it never waits: when full, it asks
-        that session's stream reader to wait for room instead (`push_back`).
+        that session's stream reader to wait for room instead (`push_back`; the
+        session takes it only while it hands on a turn's deltas).
         """
         drain = on_a_drain_thread()
         wait = threading.get_ident() != self._loop_thread and not drain

@@ -48,7 +48,7 @@ def push_back(wait: Callable[[Callable[[], bool]], None]) -> bool:
         Whether a mailbox was draining on this thread to take it.
     """
     mailbox = getattr(_here, "mailbox", None)
-    if mailbox is None:
+    if mailbox is None or not mailbox.accepting_push_back:
         return False
     mailbox.note_push_back(wait)
     return True
@@ -80,6 +80,7 @@ class Mailbox(Generic[_T]):
         self._draining = False
         self._drainer: int | None = None
         self.last_drainer: int | None = None  # the thread of the last drain (or this one)
+        self.accepting_push_back = False  # set by the owner while it feeds a consumer
         self._push_back: dict[Any, Callable[[Callable[[], bool]], None]] = {}
 
     @property

@@ -223,7 +223,14 @@ class SessionActor:
 
     def _effect(self, effect: Effect) -> None:
         if isinstance(effect, Deliver):
-            call_subscriber(effect.ask.observer.on_next, effect.delta)
+            # a full consumer of a turn's deltas (an aio channel) may make the turn's
+            # reader wait; a consumer of states may not (a forgotten state iterator
+            # would stall every turn)
+            self._mailbox.accepting_push_back = True
+            try:
+                call_subscriber(effect.ask.observer.on_next, effect.delta)
+            finally:
+                self._mailbox.accepting_push_back = False
         elif isinstance(effect, End):
             _end(effect.ask.observer, effect.error)
         elif isinstance(effect, Open):
