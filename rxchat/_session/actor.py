@@ -184,7 +184,8 @@ class SessionActor:
                 self._merging = False
                 with self._gate:
                     self._backlog -= 1
-                    self._gate.notify_all()
+                    if self._backlog <= BACKLOG // 2:  # a waiting reader reads on in bursts
+                        self._gate.notify_all()
         elif isinstance(item, Asked):
             try:
                 self._events.on_next(item)

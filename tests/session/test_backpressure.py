@@ -17,7 +17,7 @@ from reactivex import operators as ops
 from rxchat import ChatClient, ChatSession, ChatState, aio
 from rxchat import operators as rxops
 from rxchat._session.actor import BACKLOG
-from rxchat.testing import FakeServer, Reply
+from rxchat.testing import STALL, FakeServer, Reply
 from tests.aio.test_aio import run
 from tests.conftest import wait_until
 
@@ -92,3 +92,30 @@ def test_a_session_turn_through_a_full_aio_iterator_makes_its_reader_wait(
         assert wait_until(lambda: session.messages[-1].content == text, HANG)
     finally:
         session.dispose()
+
+
+def test_cancel_while_the_reader_waits_closes_the_socket_at_once(
+    server: FakeServer, client: ChatClient
+) -> None:
+    text = "".join(f"{i:04d}" for i in range(PIECES))
+    server.enqueue(Reply.text(text, pieces=PIECES).then(STALL), Reply.text("after"))
+    session = ChatSession(client)
+    hold = threading.Event()
+
+    def slow(state: ChatState) -> None:
+        if state.status == "streaming" and state.delta is not None:
+            assert hold.wait(HANG)
+
+    session.subscribe(slow)
+    session.on_next("go")
+    assert wait_until(lambda: waiting_in("_admit"), HANG), "the reader never waited"
+    assert session.cancel()
+    assert server.wait_for_disconnects(1, HANG), "the socket stayed open"
+    assert wait_until(lambda: not waiting_in("_admit"), HANG), "the reader kept waiting"
+    hold.set()
+    assert wait_until(lambda: session.state.status == "idle" and len(session.messages) == 2,
+                      HANG)
+    assert session.messages[-1].finish_reason == "cancelled"
+    final: Any = rxops.final_message()
+    assert session.ask("again").pipe(final, ops.timeout(HANG)).run().content == "after"
+    session.dispose()
