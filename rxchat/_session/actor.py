@@ -204,6 +204,8 @@ class SessionActor:
             if state is not None:
                 for watcher in audience:
                     call_subscriber(watcher.on_next, state)
+        elif not audience:
+            self._unpublished.clear()
         for effect in actor.effects:
             self._effect(effect)
 
