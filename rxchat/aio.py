@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reactivex import Observable
 
@@ -135,11 +135,22 @@ class ObservableIterator(AsyncIterator[_T], Generic[_T]):
             )
         self._observable, self._maxsize = observable, maxsize
 
-    def _open(self) -> Channel[_T] | None:
-        if self._channel is None and not self._closed:
-            self._channel = Channel(asyncio.get_running_loop(), self._maxsize)
-            self._channel.subscribe(self._observable)
-        return self._channel
+    def _open(self) -> AsyncGenerator[_T, None] | None:
+        """Subscribe (once), on the loop's thread; the generator that takes the values.
+
+        The generator is started at once (to a first `yield` that awaits nothing), so
+        the running loop knows it from then on and closes it, disposing the
+        subscription, when it shuts down: also for an iterator entered with
+        `__aenter__` that never reached `async for` and was never exited.
+        """
+        if self._values is None and not self._closed:
+            channel = self._channel = Channel(asyncio.get_running_loop(), self._maxsize)
+            # A generator (not self) owns the loop: no reference cycle, so a dropped
+            # iterator is collected at once.
+            self._values = _iter_channel(channel)
+            _prime(self._values)
+            channel.subscribe(self._observable)
+        return self._values
 
     def __aiter__(self) -> ObservableIterator[_T]:
         return self
@@ -153,11 +164,15 @@ class ObservableIterator(AsyncIterator[_T], Generic[_T]):
         Raises:
             StopAsyncIteration: The Observable completed, or the iterator was closed.
         """
-        if self._values is None:
-            # A generator (not self) owns the loop: no reference cycle, so a dropped
-            # iterator is collected at once, and the loop closes it at shutdown.
-            self._values = _iter_channel(self._open())
-        return self._values.__anext__()
+        return self._step(self._open())
+
+    async def _step(self, values: AsyncGenerator[_T, None] | None) -> _T:
+        # A coroutine of self's: the iterator stays alive while the step is awaited,
+        # so `await anext(aio.stream(p))` gets the first value (a temporary iterator
+        # collected meanwhile would close its channel and end the step empty).
+        if values is None:
+            raise StopAsyncIteration
+        return await values.__anext__()
 
     async def __aenter__(self) -> ObservableIterator[_T]:
         self._open()
@@ -188,10 +203,12 @@ class ObservableIterator(AsyncIterator[_T], Generic[_T]):
             _close_now(self._values)
 
 
-async def _iter_channel(channel: Channel[_T] | None) -> AsyncGenerator[_T, None]:
-    if channel is None:
-        return
+_STARTED: Any = object()
+
+
+async def _iter_channel(channel: Channel[_T]) -> AsyncGenerator[_T, None]:
     try:
+        yield _STARTED  # taken by `_prime`, never by the consumer
         while True:
             item = channel.take()
             if isinstance(item, asyncio.Future):
@@ -206,6 +223,20 @@ async def _iter_channel(channel: Channel[_T] | None) -> AsyncGenerator[_T, None]
                 raise value
     finally:
         channel.close()
+
+
+def _prime(values: AsyncGenerator[Any, None]) -> None:
+    """Run a new generator to its first `yield`, on the loop's thread, without awaiting.
+
+    Its first step registers it with the running loop (`sys.set_asyncgen_hooks`), which
+    closes every generator it knows when it shuts down (`shutdown_asyncgens`).
+    """
+    step = values.asend(None)
+    try:
+        step.send(None)
+    except StopIteration:
+        return
+    step.close()  # pragma: no cover - the first step awaits nothing
 
 
 def _close_now(values: AsyncGenerator[object, None]) -> None:

@@ -14,6 +14,7 @@ fragments; a call is complete when the next call begins, when the choice sends i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -212,7 +213,7 @@ def _reasoning_of(message: Message) -> str:
 @dataclass(frozen=True)
 class _Calls:
     merged: Message = field(default_factory=Message)
-    emitted: int = 0
+    emitted: frozenset[int] = frozenset()  # positions in `merged.tool_calls`
     ready: tuple[ToolCall, ...] = ()
 
 
@@ -227,6 +228,13 @@ def tool_calls() -> Callable[[Observable[Message]], Observable[ToolCall]]:
     tool_calls()                          f: finish_reason)
     calls    ────────────C1─────C2─|
     ```
+
+    A call is emitted once its arguments can no longer grow: they are complete JSON
+    (an object or array) and a later call has begun, or the choice finished (the
+    last call, and any call whose arguments are not a JSON object, wait for that).
+    Providers may interleave the fragments of parallel calls (call 1's head before
+    call 0's arguments): a call whose arguments are still arriving is never emitted.
+    Calls are emitted in the order they complete.
 
     Only the first choice (`index` 0) is read. An error passes through; calls
     still open when it arrives are not emitted (they may be cut off).
@@ -249,17 +257,32 @@ def tool_calls() -> Callable[[Observable[Message]], Observable[ToolCall]]:
 
 
 def _track(calls: _Calls, delta: Message) -> _Calls:
-    if delta is _END:
-        return _Calls(calls.merged, len(calls.merged.tool_calls),
-                      calls.merged.tool_calls[calls.emitted:])
-    merged = calls.merged
-    if delta.tool_calls:
+    merged, emitted = calls.merged, calls.emitted
+    if delta is not _END and delta.tool_calls:
         merged = merge_delta(merged, Message(tool_calls=delta.tool_calls))
-    done = len(merged.tool_calls) - 1  # the last call may still grow...
-    if delta.finish_reason is not None:
-        done = len(merged.tool_calls)  # ...unless the choice is finished
-    done = max(done, calls.emitted)
-    return _Calls(merged, done, merged.tool_calls[calls.emitted:done])
+    every = merged.tool_calls
+    if delta is _END or delta.finish_reason is not None:
+        done = [p for p in range(len(every)) if p not in emitted]  # nothing grows now
+    elif not delta.tool_calls:
+        return _Calls(merged, emitted) if calls.ready else calls
+    else:
+        done = [p for p in range(len(every) - 1)  # a later call has begun
+                if p not in emitted and _closed_json(every[p].function.arguments)]
+    if not done:
+        return _Calls(merged, emitted)
+    return _Calls(merged, emitted | frozenset(done), tuple(every[p] for p in done))
+
+
+def _closed_json(text: str) -> bool:
+    """Whether `text` is a whole JSON object or array (more text would spoil it)."""
+    text = text.strip()
+    if not text or text[0] + text[-1] not in ("{}", "[]"):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 # Structured output (JSON as it grows): built in rxchat._structured, exported here.

@@ -13,8 +13,10 @@ Two exceptions, where waiting would be worse than queueing beyond ``maxsize``:
 * a value emitted by a ``ChatSession``'s actor (its mailbox's drain): that thread
   serves every command and subscriber of the session, and a blocking method called
   from the loop (``undo()``, ``reset()``, ``set_system()``) would wait for it while it
-  waited for the loop. The session's mailbox does not pause the reader, so its turns
-  are not slowed by a slow consumer (yet).
+  waited for the loop. Instead the full channel hands the session its
+  ``wait_for_room`` (`rxchat._concurrency.mailbox.push_back`): the turn's stream
+  reader waits there before its next delta, so the reply is not read faster than
+  the consumer takes it, and the actor never waits.
 
 The lock guards only the deque and flags; no user code runs while it is held.
 """
@@ -24,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable
 from reactivex.disposable import SingleAssignmentDisposable
 
-from .mailbox import on_a_drain_thread
+from .mailbox import on_a_drain_thread, push_back
 
 _T = TypeVar("_T")
 
@@ -70,9 +73,33 @@ class Channel(Generic[_T]):
     # -- producer side: any thread ---------------------------------------------------
 
     def on_next(self, value: _T) -> None:
-        """Queue a value; on a thread other than the loop's, wait while the channel is full."""
-        wait = threading.get_ident() != self._loop_thread and not on_a_drain_thread()
+        """Queue a value; on a thread other than the loop's, wait while the channel is full.
+
+        On a session's thread (a mailbox's drain) it never waits: when full, it asks
+        that session's stream reader to wait for room instead (`push_back`; the
+        session takes it only while it hands on a turn's deltas).
+        """
+        drain = on_a_drain_thread()
+        wait = threading.get_ident() != self._loop_thread and not drain
         self._put(NEXT, value, wait=wait)
+        if drain and self.full:
+            push_back(self.wait_for_room)
+
+    @property
+    def full(self) -> bool:
+        """Whether `maxsize` values (or more) wait for the consumer."""
+        return len(self._items) >= self._maxsize and not self._closed
+
+    def wait_for_room(self, stop: Callable[[], bool]) -> None:
+        """Block the calling (producer) thread while the channel is full.
+
+        Args:
+            stop: Checked now and then; waiting ends when it holds (the producer's
+                stream was disposed).
+        """
+        with self._room:
+            while len(self._items) >= self._maxsize and not self._closed and not stop():
+                self._room.wait(0.25)
 
     def on_error(self, error: Exception) -> None:
         """Queue the error (never waits)."""

@@ -26,11 +26,32 @@ from .loop import thread_safe
 
 _T = TypeVar("_T")
 
-__all__ = ["Mailbox", "on_a_drain_thread"]
+__all__ = ["Mailbox", "on_a_drain_thread", "push_back"]
 
 log = logging.getLogger("rxchat")
 
 _here = threading.local()
+
+
+def push_back(wait: Callable[[Callable[[], bool]], None]) -> bool:
+    """Ask the producers of the mailbox draining on this thread to wait, not this thread.
+
+    A consumer that is full and may not block a drain thread (`rxchat.aio`'s channel)
+    hands over `wait`, which blocks until it has room (or until its argument, a
+    `stop` check, says to give up). The mailbox's owner calls it on the producer's
+    thread (`Mailbox.take_push_back`): the reader, never the actor, waits.
+
+    Args:
+        wait: Blocks until the consumer has room, or `stop()` holds.
+
+    Returns:
+        Whether a mailbox was draining on this thread to take it.
+    """
+    mailbox = getattr(_here, "mailbox", None)
+    if mailbox is None or not mailbox.accepting_push_back:
+        return False
+    mailbox.note_push_back(wait)
+    return True
 
 
 def on_a_drain_thread() -> bool:
@@ -58,6 +79,9 @@ class Mailbox(Generic[_T]):
         self._items: deque[_T] = deque()
         self._draining = False
         self._drainer: int | None = None
+        self.last_drainer: int | None = None  # the thread of the last drain (or this one)
+        self.accepting_push_back = False  # set by the owner while it feeds a consumer
+        self._push_back: dict[Any, Callable[[Callable[[], bool]], None]] = {}
 
     @property
     def on_drain_thread(self) -> bool:
@@ -73,12 +97,32 @@ class Mailbox(Generic[_T]):
             self._draining = True
         self._scheduler.schedule(self._drain)
 
+    def peek(self) -> _T | None:
+        """The next item waiting to be handed on, or None (from the drain thread)."""
+        with self._lock:
+            return self._items[0] if self._items else None
+
+    def note_push_back(self, wait: Callable[[Callable[[], bool]], None]) -> None:
+        """Keep a full consumer's `wait` for the next producer (see `push_back`)."""
+        with self._lock:
+            self._push_back[wait] = wait  # a bound method equals itself: once per consumer
+
+    def take_push_back(self) -> list[Callable[[Callable[[], bool]], None]]:
+        """The waits of full consumers noted since the last call (see `push_back`)."""
+        with self._lock:
+            if not self._push_back:
+                return []
+            waits, self._push_back = list(self._push_back.values()), {}
+        return waits
+
     def _drain(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
         outer, _here.draining = getattr(_here, "draining", False), True
+        outer_mailbox, _here.mailbox = getattr(_here, "mailbox", None), self
+        self.last_drainer = threading.get_ident()
         try:
             self._drain_all()
         finally:
-            _here.draining = outer
+            _here.draining, _here.mailbox = outer, outer_mailbox
 
     def _drain_all(self) -> None:
         self._drainer = threading.get_ident()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import reactivex
@@ -38,11 +39,13 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import EventLoopScheduler
 from reactivex.subject import Subject
 
-from .._concurrency.mailbox import Mailbox
+from .._concurrency.mailbox import Mailbox, on_a_drain_thread
 from .._models import Message, ToolCall
+from .._wire.merge import merge_deltas
 from ..errors import ToolError
 from .commands import (
     Ask,
+    Asked,
     Command,
     Connect,
     Deliver,
@@ -62,6 +65,10 @@ from .turns import Actor, step
 __all__ = ["Replay", "SessionActor", "call_subscriber"]
 
 log = logging.getLogger("rxchat")
+
+BACKLOG = 256
+"""Deltas of a turn's stream that may wait for the session's actor; then its reader
+waits (the socket is not read, TCP pushes back on the server)."""
 
 OpenStream = Callable[[ChatState], Observable[Message]]
 """Builds the stream of deltas of the turn that just started in a state."""
@@ -94,6 +101,12 @@ class SessionActor:
         self._open_stream, self._stream_scheduler = open_stream, stream_scheduler
         self._start_tool = start_tool
         self._own_thread = scheduler is None
+        self._asking_lock = threading.Lock()
+        self._asking = 0  # asks posted and not folded yet
+        self._gate = threading.Condition(threading.Lock())
+        self._backlog = 0  # deltas posted and not folded yet
+        self._merging = False  # the delta being folded is followed by another
+        self._unpublished: list[Message] = []  # deltas of states merged away
         events: Subject[Command] = Subject()
         events.pipe(ops.scan(step, seed)).subscribe(self._perform, self._crash)
         self._events = events
@@ -103,25 +116,82 @@ class SessionActor:
 
     def post(self, item: Command | Callable[[], None]) -> None:
         """Queue a command (or a callable to run on the actor's scheduler), from any thread."""
+        if isinstance(item, Asked):
+            with self._asking_lock:
+                self._asking += 1
         self._mailbox.post(item)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a turn has been asked and has not finished, counted now from any thread.
+
+        An ask counts from the moment it is posted (before the actor folds it), so a
+        turn asked a moment ago on another thread counts too.
+        """
+        value = self.value
+        return bool(self._asking or value.running is not None or value.waiting)
 
     def post_and_wait(self, command: Command) -> None:
         """Post `command`; on the actor's own thread, return once it is applied.
 
-        Called from a subscriber (the actor's thread) or with a scheduler of the
-        caller's, it only posts: waiting there would wait for itself.
+        Called on any session's thread (a subscriber of this session or of another
+        one) or with a scheduler of the caller's, it only posts: waiting there could
+        wait for itself, or for a session that waits for this one.
         """
         self._mailbox.post(command)
-        if self._own_thread and not self._mailbox.on_drain_thread:
+        if self._own_thread and not on_a_drain_thread():
             applied = threading.Event()
             self._mailbox.post(applied.set)
             applied.wait()
 
     # -- on the actor's scheduler -------------------------------------------------
 
+    def release(self) -> None:
+        """Wake a stream reader waiting for room (its turn was cancelled or withdrawn)."""
+        with self._gate:
+            self._gate.notify_all()
+
+    def _admit(self, ask: Ask) -> None:
+        """On the turn's stream reader, before it posts a delta: wait while the actor is
+        `BACKLOG` deltas behind, or a consumer the actor feeds is full.
+
+        Never on a thread that serves a session or runs virtual time: only a reader
+        of its own waits, so the socket is not read faster than the reply is used,
+        and the actor itself never waits.
+        """
+        wait = (self._stream_scheduler is None and not on_a_drain_thread()
+                and threading.get_ident() != self._mailbox.last_drainer)
+        if wait:
+            for consumer in self._mailbox.take_push_back():
+                consumer(lambda: ask.stream.is_disposed)
+        with self._gate:
+            while wait and self._backlog >= BACKLOG and not ask.stream.is_disposed:
+                self._gate.wait(0.25)
+            self._backlog += 1
+
     def _handle(self, item: Command | Callable[[], None]) -> None:
         if callable(item):
             item()
+        elif isinstance(item, Streamed) and isinstance(item.event, DeltaReceived):
+            following = self._mailbox.peek()
+            # the actor is behind: a later delta of this turn waits, so this state is
+            # merged into the next one for the state subscribers (`partial` is cumulative)
+            self._merging = (isinstance(following, Streamed) and following.ask is item.ask
+                             and isinstance(following.event, DeltaReceived))
+            try:
+                self._events.on_next(item)
+            finally:
+                self._merging = False
+                with self._gate:
+                    self._backlog -= 1
+                    if self._backlog <= BACKLOG // 2:  # a waiting reader reads on in bursts
+                        self._gate.notify_all()
+        elif isinstance(item, Asked):
+            try:
+                self._events.on_next(item)
+            finally:  # now in `value` (running, waiting) or ended: no longer in flight
+                with self._asking_lock:
+                    self._asking -= 1
         else:
             self._events.on_next(item)
 
@@ -129,15 +199,41 @@ class SessionActor:
         audience = self.value.watchers
         changed = actor.state is not self.value.state
         self.value = actor
-        if changed:
-            for watcher in audience:
-                call_subscriber(watcher.on_next, actor.state)
+        if changed and audience:
+            state = self._merged(actor.state)
+            if state is not None:
+                for watcher in audience:
+                    call_subscriber(watcher.on_next, state)
+        elif not audience:
+            self._unpublished.clear()
         for effect in actor.effects:
             self._effect(effect)
 
+    def _merged(self, state: ChatState) -> ChatState | None:
+        """The state to publish: None while merging delta states, then the latest one,
+        its `delta` the merge of the deltas since the last state published."""
+        delta = state.delta
+        if delta is None or state.status != "streaming":
+            self._unpublished.clear()
+            return state
+        if self._merging:
+            self._unpublished.append(delta)
+            return None
+        if not self._unpublished:
+            return state
+        deltas, self._unpublished = [*self._unpublished, delta], []
+        return replace(state, delta=merge_deltas(deltas))
+
     def _effect(self, effect: Effect) -> None:
         if isinstance(effect, Deliver):
-            call_subscriber(effect.ask.observer.on_next, effect.delta)
+            # a full consumer of a turn's deltas (an aio channel) may make the turn's
+            # reader wait; a consumer of states may not (a forgotten state iterator
+            # would stall every turn)
+            self._mailbox.accepting_push_back = True
+            try:
+                call_subscriber(effect.ask.observer.on_next, effect.delta)
+            finally:
+                self._mailbox.accepting_push_back = False
         elif isinstance(effect, End):
             _end(effect.ask.observer, effect.error)
         elif isinstance(effect, Open):
@@ -148,6 +244,7 @@ class SessionActor:
             self._run_tool(effect)
         elif isinstance(effect, Shut):
             effect.ask.stream.dispose()
+            self.release()
         elif isinstance(effect, Greet):
             call_subscriber(effect.observer.on_next, self.value.state)
         else:
@@ -161,8 +258,12 @@ class SessionActor:
         state, post = self.value.state, self._mailbox.post
         turn = state.turn
         try:
+            def delta(value: Message) -> None:
+                self._admit(ask)
+                post(Streamed(ask, DeltaReceived(turn, value)))
+
             ask.stream.disposable = self._open_stream(state).subscribe(
-                lambda delta: post(Streamed(ask, DeltaReceived(turn, delta))),
+                delta,
                 lambda error: post(Streamed(ask, TurnFailed(turn, error))),
                 lambda: post(Streamed(ask, TurnCompleted(turn))),
                 scheduler=self._stream_scheduler,

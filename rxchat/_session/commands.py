@@ -65,6 +65,10 @@ class Ask:
     stream: SerialDisposable = field(default_factory=SerialDisposable)
     params: Mapping[str, Any] = field(default_factory=dict)
     """Request fields for this turn only (its ``response_format``)."""
+    origin: object | None = None
+    """The `ask()` Observable this subscription belongs to: when its previous
+    subscription's turn failed and that failure is still the session's state, a new
+    subscription (`ops.retry`) continues that turn as `regenerate()` does."""
 
     @property
     def regenerate(self) -> bool:
@@ -84,9 +88,14 @@ class Asked:
 
 @dataclass(frozen=True)
 class Withdrawn:
-    """The `ask()` subscription was disposed: unqueue the turn, or cancel it."""
+    """The `ask()` subscription was disposed: unqueue the turn, or cancel it.
+
+    `given` is how many deltas its subscriber was given in all (None: every delta
+    delivered): the cancelled reply keeps no delta beyond those.
+    """
 
     ask: Ask
+    given: int | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, VirtualTimeScheduler
 
 from .._client import ChatClient
-from .._concurrency.loop import on_subscriber_loop
+from .._concurrency.loop import deliver_on_loop, loop_of, on_subscriber_loop
 from .._models import ChatCompletionParams, Message
 from .._stream import create_stream_completion
 from .._structured.schema import as_structured
@@ -166,8 +166,13 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
     def _subscribe_core(
         self, observer: abc.ObserverBase[ChatState], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        self._actor.post(Watch(observer))
-        return Disposable(lambda: self._actor.post(Unwatch(observer)))
+        # `await session.pipe(...)` subscribes with an asyncio scheduler: the states are
+        # handed to that loop's thread (its future must be resolved there).
+        def start(target: abc.ObserverBase[ChatState]) -> abc.DisposableBase:
+            self._actor.post(Watch(target))
+            return Disposable(lambda: self._actor.post(Unwatch(target)))
+
+        return deliver_on_loop(observer, loop_of(scheduler), start)
 
     @property
     def state(self) -> ChatState:
@@ -235,15 +240,21 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         message = as_message(text)
         turn_params = {} if response_format is None else {
             "response_format": as_structured(response_format).response_format()}
+        origin = object()  # the subscriptions of this Observable: a retry continues
 
         def subscribe(
-            observer: abc.ObserverBase[Message], _scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[Message], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            ask = Ask(message, observer, params=turn_params)
-            self._actor.post(Asked(ask))
-            return Disposable(lambda: self._withdraw(ask))
+            given = _Given(observer)  # counted where the subscriber gets them
 
-        return reactivex.create(subscribe).pipe(on_subscriber_loop())
+            def start(target: abc.ObserverBase[Message]) -> abc.DisposableBase:
+                ask = Ask(message, target, params=turn_params, origin=origin)
+                self._actor.post(Asked(ask))
+                return Disposable(lambda: self._withdraw(ask, given.count))
+
+            return deliver_on_loop(given, loop_of(scheduler), start)
+
+        return reactivex.create(subscribe)
 
     def send(self, text: AskValue) -> Observable[Message]:
         """Ask a turn now (hot) and return its deltas, replayed to every subscriber.
@@ -295,6 +306,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         running = self._actor.value.running
         if running is not None:
             running.stream.dispose()
+            self._actor.release()
         self._actor.post(Cancel(running))
         return running is not None
 
@@ -305,10 +317,13 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
             SessionError: A turn is in progress, or there is no turn to remove.
         """
         state = self._actor.value.state
+        busy = "A turn is in progress; wait for it or cancel() before undo()."
         if state.status in ("streaming", "tools") or state.queued:
-            raise SessionError("A turn is in progress; wait for it or cancel() before undo().")
+            raise SessionError(busy)
         if last_turn_start(state.messages) == len(state.messages):
             raise SessionError("Nothing to undo: the history has no turns.")
+        if self._actor.busy:  # counted now, from any thread: also a turn asked a moment ago
+            raise SessionError(busy)
         self._actor.post_and_wait(Edit(TurnUndone()))
 
     def reset(self) -> None:
@@ -326,7 +341,15 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         self._actor.post_and_wait(Edit(SystemChanged(text)))
 
     def on_error(self, error: Exception) -> None:
-        """The input failed: drop the turns in progress and end with `error`."""
+        """The input failed: drop the turns in progress and end with `error`.
+
+        Ignored, with a warning logged, once the session ended (after `on_completed()`
+        the turns it promised to finish still finish: a terminated observer hears
+        nothing more).
+        """
+        if self._stopped:
+            log.warning("ChatSession.on_error after the session ended: ignored.")
+            return
         self._stop(InputFailed(error))
 
     def on_completed(self) -> None:
@@ -406,16 +429,35 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         self._actor.post(Asked(Ask(message, replay)))
         return replay.observable.pipe(on_subscriber_loop())
 
-    def _withdraw(self, ask: Ask) -> None:
+    def _withdraw(self, ask: Ask, given: int) -> None:
         ask.stream.dispose()  # closes the socket now if the turn runs
-        self._actor.post(Withdrawn(ask))
+        self._actor.release()
+        self._actor.post(Withdrawn(ask, given))
 
     def _stop(self, command: Command) -> None:
         self._stopped = True
         running = self._actor.value.running
         if running is not None:
             running.stream.dispose()
+            self._actor.release()
         self._actor.post(command)
+
+
+class _Given(abc.ObserverBase[Message]):
+    """An `ask()` subscriber, and how many deltas it was given."""
+
+    def __init__(self, observer: abc.ObserverBase[Message]) -> None:
+        self._observer, self.count = observer, 0
+
+    def on_next(self, value: Message) -> None:
+        self.count += 1
+        self._observer.on_next(value)
+
+    def on_error(self, error: Exception) -> None:
+        self._observer.on_error(error)
+
+    def on_completed(self) -> None:
+        self._observer.on_completed()
 
 
 def _resumed(stored: Sequence[Message], system: str | None) -> tuple[Message, ...]:

@@ -106,6 +106,9 @@ class Actor:
             `"closed"` after that, an error, `close()` or `dispose()`.
         effects: What the last command asks the session to do, in order.
         loop: How tool calls run; None: a reply with tool calls ends the turn.
+        delivered: Deltas handed to the running ask's observer, all steps together.
+        failed_origin: The `Ask.origin` of the turn that failed last (while the
+            state still shows that failure, a retry of it continues it).
     """
 
     state: ChatState
@@ -115,6 +118,8 @@ class Actor:
     phase: Phase = "open"
     effects: tuple[Effect, ...] = ()
     loop: ToolLoop | None = None
+    delivered: int = 0
+    failed_origin: object | None = None
 
 
 def step(actor: Actor, command: Command) -> Actor:
@@ -147,6 +152,10 @@ def _streamed(actor: Actor, command: Streamed | ToolReturned) -> Actor:
     ask, event = command.ask, command.event
     if ask is not actor.running:
         return replace(actor, effects=())
+    if isinstance(command, Streamed) and ask.stream.is_disposed:
+        # cancelled or withdrawn on another thread (its command follows): what the
+        # stream sent after that was never given to the subscriber, and is not kept
+        return replace(actor, effects=())
     if isinstance(command, ToolReturned):
         return _run_tools(replace(actor, state=apply_event(actor.state, event), effects=()))
     if isinstance(event, TurnCompleted) and actor.loop is not None:
@@ -156,9 +165,12 @@ def _streamed(actor: Actor, command: Streamed | ToolReturned) -> Actor:
             return _run_tools(replace(actor, state=state, effects=()))
     state = apply_event(actor.state, event)
     if isinstance(event, DeltaReceived):
-        return replace(actor, state=state, effects=(Deliver(ask, event.delta),))
+        return replace(actor, state=state, delivered=actor.delivered + 1,
+                       effects=(Deliver(ask, event.delta),))
     error = event.error if isinstance(event, TurnFailed) else None
-    return _start_next(replace(actor, state=state, running=None, effects=(End(ask, error),)))
+    failed = ask.origin if error is not None else actor.failed_origin
+    return _start_next(replace(actor, state=state, running=None, failed_origin=failed,
+                               effects=(End(ask, error),)))
 
 
 def _run_tools(actor: Actor) -> Actor:
@@ -175,7 +187,7 @@ def _run_tools(actor: Actor) -> Actor:
     if state.step <= loop.max_steps:
         return replace(actor, state=state, effects=(Open(ask),))
     state = apply_event(state, TurnFailed(state.turn, StepLimitError(loop.max_steps)))
-    return _start_next(replace(actor, state=state, running=None,
+    return _start_next(replace(actor, state=state, running=None, failed_origin=ask.origin,
                                effects=(End(ask, state.error),)))
 
 
@@ -187,10 +199,24 @@ def _cancel(actor: Actor, command: Withdrawn | Cancel) -> Actor:
         return actor
     if ask is not actor.running:  # withdrawn before it started: no request is sent
         return _queue(actor, tuple(a for a in actor.waiting if a is not ask))
-    state = apply_event(actor.state, TurnCancelled(actor.state.turn))
+    state = actor.state
+    if isinstance(command, Withdrawn) and command.given is not None:
+        state = _given_only(state, command.given - (actor.delivered - state.count))
+    state = apply_event(state, TurnCancelled(state.turn))
     ended = replace(actor, state=state, running=None,
                     effects=(Shut(ask), Deliver(ask, _CANCELLED), End(ask)))
     return _start_next(ended)
+
+
+def _given_only(state: ChatState, given: int) -> ChatState:
+    """The streaming state cut back to the first `given` deltas of its step.
+
+    A subscriber on an event loop is handed the deltas later than they are folded:
+    when it stops, the reply it keeps is what it saw (a committed step stays).
+    """
+    if state.status != "streaming" or given >= state.count:
+        return state
+    return replace(state, count=max(0, given))
 
 
 def _control(actor: Actor, command: Command) -> Actor:
@@ -212,6 +238,8 @@ def _control(actor: Actor, command: Command) -> Actor:
     if isinstance(command, InputCompleted):
         return _start_next(replace(actor, phase="closing"))
     if isinstance(command, InputFailed):
+        if actor.phase == "closing":  # after on_completed(): the Rx grammar ends input
+            return actor
         dropped = _drop(actor, command.error)
         return replace(dropped, phase="closed", watchers=(),
                        effects=(*dropped.effects, Finish(actor.watchers, command.error)))
@@ -229,12 +257,12 @@ def _start_next(actor: Actor) -> Actor:
         if ask.stream.is_disposed:  # its subscriber left before it started: skip it
             actor = _queue(actor, rest)
             continue
-        started = _started(actor.state, ask)
+        started = _started(actor, ask)
         if started is None:
             actor = _with(_queue(actor, rest), End(ask, SessionError(_NOTHING)))
             continue
         state = replace(apply_event(actor.state, started), queued=_messages(rest))
-        return replace(actor, state=state, running=ask, waiting=rest,
+        return replace(actor, state=state, running=ask, waiting=rest, delivered=0,
                        effects=(*actor.effects, Open(ask)))
     if actor.phase == "closing" and actor.running is None:
         return replace(actor, phase="closed", watchers=(),
@@ -242,16 +270,22 @@ def _start_next(actor: Actor) -> Actor:
     return actor
 
 
-def _started(state: ChatState, ask: Ask) -> TurnStarted | None:
-    """The `TurnStarted` of `ask` in `state`, or None when there is nothing to regenerate.
+def _started(actor: Actor, ask: Ask) -> TurnStarted | None:
+    """The `TurnStarted` of `ask`, or None when there is nothing to regenerate.
 
     A failed turn is asked again as it was asked (a failed regeneration regenerates
     again), so no sequence of failures and regenerations commits a message twice. A
     tool loop that stopped (a failed step, the step limit, a cancel) continues from
     its committed steps, and regenerating a turn that ran tools replaces only its
     last reply: a completed tool call never runs again.
+
+    A new subscription of an `ask()` whose last turn failed (`ops.retry`), while the
+    session still shows that failure, asks it again the same way: its user message
+    is not asked twice and its committed steps are kept.
     """
-    if ask.message is not None:
+    state = actor.state
+    retried = ask.origin is not None and ask.origin is actor.failed_origin
+    if ask.message is not None and not (retried and state.status == "error"):
         return TurnStarted(ask.message)
     if state.status == "error":
         return TurnStarted(state.failed, state.regenerating)

@@ -166,8 +166,11 @@ class _Run(abc.DisposableBase):
                 return
             if inspect.isawaitable(value):
                 value = self._await(value)
-        except asyncio.CancelledError:
-            return  # disposed: the turn was cancelled
+        except asyncio.CancelledError as exc:
+            if self._over:
+                return  # disposed: the turn was cancelled
+            self._failed(exc, approving)  # the tool's own cancel: an error like any other
+            return
         except BaseException as exc:  # user code: whatever it raised becomes the result
             self._failed(exc, approving)
             return
@@ -219,7 +222,8 @@ class _Run(abc.DisposableBase):
 
     def _failed(self, exc: BaseException, approving: bool) -> None:
         what = "asking for approval" if approving else "the tool"
-        self.fail(f"{what} raised {type(exc).__name__}: {exc}", exc)
+        said = f": {exc}" if str(exc) else ""
+        self.fail(f"{what} raised {type(exc).__name__}{said}", exc)
 
     def _finish(self, content: str, error: ToolError | None = None) -> None:
         with self._lock:

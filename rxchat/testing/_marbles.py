@@ -24,12 +24,17 @@ def marble_deltas(
 ) -> Observable[Message]:
     """A cold Observable of deltas described by a marble string.
 
-    Each character is one ``timespan`` of virtual time; letters are looked up in
-    ``values`` (a ``str`` value becomes a content delta), ``|`` completes and ``#``
-    emits ``error``.
+    RxPY's marble grammar: each character is one ``timespan`` of virtual time; ``-``
+    is a tick with nothing, ``|`` completes and ``#`` emits ``error``. Characters
+    written together form ONE element (``"ab"`` is the element ``ab``, emitted at
+    the time of its first character); ``(a,b)`` emits ``a`` then ``b`` at one time.
+    Every element is looked up in ``values`` (a ``str`` value becomes a content
+    delta); an element that is not there is an error naming it, raised here.
 
     ```text
     marble_deltas("-a-b-|", {"a": "Hel", "b": Message(content="lo", finish_reason="stop")})
+    marble_deltas("-(a,b)-|", ...)   # a and b at time 1
+    marble_deltas("-ab-|", {"ab": "Hello"})   # one delta, at time 1
     ```
 
     Args:
@@ -42,15 +47,44 @@ def marble_deltas(
 
     Returns:
         A cold Observable of ``Message`` deltas.
+
+    Raises:
+        ValueError: An element of ``marbles`` has no value in ``values`` (the
+            message names it, and says how to write separate elements).
     """
-    lookup: dict[str | float, Any] = {
+    lookup = _Lookup(marbles, {
         key: Message(content=value) if isinstance(value, str) else value
         for key, value in (values or {}).items()
-    }
+    })
     return reactivex.from_marbles(
         marbles, timespan=timespan, lookup=lookup, scheduler=scheduler,
         error=error if error is not None else StreamInterrupted("the marble stream ended with #"),
     )
+
+
+class _Lookup(dict[Any, Any]):
+    """The values of a marble string: RxPY asks `get(element, element)`; a miss raises."""
+
+    def __init__(self, marbles: str, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self._marbles = marbles
+
+    def __bool__(self) -> bool:  # RxPY reads `lookup or {}`: no values still looks up
+        return True
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        text = str(key)  # RxPY has read "1" as the int 1 already
+        if text in self:
+            return self[text]
+        if key in self:
+            return self[key]
+        hint = (f" Adjacent characters form one element: write '({','.join(text)})' for "
+                f"{len(text)} deltas at one time, or separate them with '-'."
+                if len(text) > 1 else "")
+        raise ValueError(
+            f"marble_deltas({self._marbles!r}): the element {text!r} has no value; "
+            f"the values are {sorted(map(str, self))}.{hint}"
+        )
 
 
 class ScriptedCompletion:
