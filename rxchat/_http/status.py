@@ -34,7 +34,7 @@ def status_error(
     """The typed error for an HTTP error response, with the server's message."""
     try:
         payload: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
         payload = None
     server_message, _code = error_message_of(payload)
     if server_message is None:

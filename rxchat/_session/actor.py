@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import reactivex
@@ -40,7 +41,7 @@ from reactivex.subject import Subject
 
 from .._concurrency.mailbox import Mailbox
 from .._models import Message, ToolCall
-from ..errors import ToolError
+from ..errors import SessionError, ToolError
 from .commands import (
     Ask,
     Command,
@@ -57,7 +58,7 @@ from .commands import (
 )
 from .events import DeltaReceived, ToolFinished, TurnCompleted, TurnFailed
 from .state import ChatState
-from .turns import Actor, step
+from .turns import Actor, fail_turn, step
 
 __all__ = ["Replay", "SessionActor", "call_subscriber"]
 
@@ -95,7 +96,7 @@ class SessionActor:
         self._start_tool = start_tool
         self._own_thread = scheduler is None
         events: Subject[Command] = Subject()
-        events.pipe(ops.scan(step, seed)).subscribe(self._perform, self._crash)
+        events.pipe(ops.scan(_guarded_step, seed)).subscribe(self._perform, self._crash)
         self._events = events
         self._mailbox: Mailbox[Command | Callable[[], None]] = Mailbox(
             scheduler or _own_thread(), self._handle
@@ -269,6 +270,25 @@ def _end(observer: abc.ObserverBase[Any], error: Exception | None) -> None:
         call_subscriber(observer.on_completed)
     else:
         call_subscriber(observer.on_error, error)
+
+
+def _guarded_step(actor: Actor, command: Command) -> Actor:
+    """`step`, except that a failure folding a command fails the turn in flight with a
+    typed error (`SessionError`) instead of ending the scan: the session goes on."""
+    try:
+        return step(actor, command)
+    except Exception as exc:
+        log.error("rxchat: folding %s into the session failed; the turn in flight fails",
+                  type(command).__name__, exc_info=exc)
+        error = SessionError(
+            f"The session could not take what the turn produced ({exc!r:.300}). The turn "
+            "failed and nothing of it was committed; ask again or regenerate()."
+        )
+        try:
+            return fail_turn(actor, error)
+        except Exception:  # pragma: no cover - the state itself is broken
+            log.critical("rxchat: the session could not fail the turn", exc_info=True)
+            return replace(actor, effects=())
 
 
 def _own_thread() -> EventLoopScheduler:

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["FAST", "error_message_of", "loads", "loads_unchecked"]
+__all__ = ["FAST", "TooDeep", "error_message_of", "loads", "loads_unchecked"]
 
 
 def _orjson_loads() -> tuple[Callable[[str], Any], Callable[[str], Any]] | None:
@@ -42,18 +42,36 @@ def _orjson_loads() -> tuple[Callable[[str], Any], Callable[[str], Any]] | None:
     return loads, fast
 
 
+class TooDeep(ValueError):
+    """The JSON nests arrays and objects deeper than the parser can follow."""
+
+
+def _depth_checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def loads(text: str) -> Any:
+        try:
+            return parse(text)
+        except RecursionError:
+            raise TooDeep(
+                "the JSON is nested too deeply (arrays or objects inside each other "
+                "thousands of levels deep)"
+            ) from None
+
+    return loads
+
+
 _fast = _orjson_loads()
 FAST = _fast is not None
 """Whether orjson is in use."""
 
-loads: Callable[[str], Any] = _fast[0] if _fast else json.loads
-"""Parse one JSON document: the value `json.loads` gives, or its ``ValueError``."""
+loads: Callable[[str], Any] = _depth_checked(_fast[0] if _fast else json.loads)
+"""Parse one JSON document: the value `json.loads` gives, or its ``ValueError``
+(`TooDeep` for nesting deeper than Python's recursion limit)."""
 
 loads_unchecked: Callable[[str], Any] = _fast[1] if _fast else json.loads
 """orjson itself when installed (else ``json.loads``), twice as fast as ``loads``: the
 value ``json.loads`` gives, except that an integer beyond 64 bits may come back as a
 float, or a ``ValueError`` where ``json.loads`` may accept the text (``NaN``, lone
-surrogates, deep nesting). Only for a caller that leaves anything refused to ``loads``
+surrogates, deep nesting; ``json.loads`` raises ``RecursionError`` there). Only for a caller that leaves anything refused to ``loads``
 and uses no number of the result but ones it checks are ``int`` (the common delta in
 ``deltas.py``)."""
 

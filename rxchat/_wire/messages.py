@@ -16,6 +16,7 @@ from typing import Any
 from .._models import Message, ToolCall
 from ..errors import StreamError
 from . import json as _json
+from .text import content_parts
 
 __all__ = ["completion_messages", "content_message", "delta_message", "message"]
 
@@ -86,10 +87,15 @@ def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) 
         reasoning = get("reasoning")
         if not isinstance(reasoning, str):
             reasoning = None
+    content = get("content")
+    if (content is not None and type(content) is not str) or (
+        reasoning is not None and type(reasoning) is not str
+    ):
+        content, reasoning = _text_fields(content, reasoning)
     calls = get("tool_calls")
     return message(
         get("role") or "assistant",
-        get("content"),
+        content,
         reasoning,
         get("name"),
         tuple(ToolCall.from_dict(c, i) for i, c in enumerate(calls) if isinstance(c, dict))
@@ -99,6 +105,18 @@ def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) 
         finish_reason,
         index,
     )
+
+
+def _text_fields(content: Any, reasoning: Any) -> tuple[str | None, str | None]:
+    """Content and reasoning as text, from parts (see `rxchat._wire.text`).
+
+    Raises:
+        StreamError: Either is neither text nor a list of text and thinking parts.
+    """
+    text, thinking = content_parts(content)
+    said, thought = content_parts(reasoning, "reasoning_content")
+    pieces = [p for p in (said, thought, thinking) if p is not None]
+    return text, ("".join(pieces) if pieces else None)
 
 
 def completion_messages(text: str, content_type: str) -> list[Message]:
@@ -128,6 +146,11 @@ def completion_messages(text: str, content_type: str) -> list[Message]:
     for i, choice in enumerate(choices):
         message = dict(choice.get("message") or {})
         message.update(index=choice.get("index", i), finish_reason=choice.get("finish_reason"))
+        content, reasoning = message.get("content"), message.get("reasoning_content")
+        if not isinstance(content, (str, type(None))) or not isinstance(
+            reasoning, (str, type(None))
+        ):
+            message["content"], message["reasoning_content"] = _text_fields(content, reasoning)
         if i == len(choices) - 1:
             message["usage"] = payload.get("usage")
         messages.append(Message.from_dict(message))
