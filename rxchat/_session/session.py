@@ -21,7 +21,7 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, VirtualTimeScheduler
 
-from .._client import ChatClient
+from .._client import ChatClient, require_client
 from .._concurrency.loop import on_subscriber_loop
 from .._models import ChatCompletionParams, Message
 from .._stream import create_stream_completion
@@ -128,6 +128,11 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         complete: Completion = create_stream_completion,
     ) -> None:
         super().__init__()
+        require_client(client, "ChatSession", _SYSTEM_HINT if isinstance(client, str) else "")
+        _require_text(model=model, system=system)
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"ChatSession: params must be a dict of request fields, not "
+                            f"{type(params).__name__}.")
         if isinstance(scheduler, (ImmediateScheduler, CurrentThreadScheduler)):
             raise ConfigurationError(
                 f"ChatSession needs a serial scheduler, not {type(scheduler).__name__}: "
@@ -399,3 +404,18 @@ def _resumed(stored: Sequence[Message], system: str | None) -> tuple[Message, ..
 def _equal(left: object, right: object) -> bool:
     return left is right or left == right
 
+
+
+_SYSTEM_HINT = (
+    " The first argument is the client; for a system prompt write "
+    "ChatSession(system=...), e.g. ChatSession(system=\"You are terse.\")."
+)
+
+
+def _require_text(**values: object) -> None:
+    """Raise `TypeError` for a keyword argument that should be a string or None."""
+    for name, value in values.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"ChatSession: {name} must be a string or None, not {type(value).__name__}."
+            )
