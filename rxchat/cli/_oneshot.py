@@ -21,6 +21,7 @@ from .._models import ChatCompletionParams, Message, MessageLike
 from .._offline.model import offline_reply
 from .._offline.server import FakeServer
 from .._stream import create_stream_completion
+from .._wire.text import valid_message
 from ..errors import ConfigurationError
 from ..stores import ConversationStore
 from ._backend import connect, offline_notice
@@ -131,7 +132,8 @@ def _ask_and_log(
     ):
         reply = replace(outcome.message, role="assistant", index=0)
         conversation_id = conversation_id or store.create(model=model)
-        store.save_messages(conversation_id, (*messages, reply), model=model)
+        logged = tuple(map(valid_message, (*messages, reply)))  # stdin may hold lone
+        store.save_messages(conversation_id, logged, model=model)  # surrogates: U+FFFD
     return outcome, view
 
 
