@@ -77,7 +77,8 @@ def test_a_failed_fold_can_be_regenerated() -> None:
     scheduler = TestScheduler()
     bad = Message(content=5)  # type: ignore[arg-type]
     again = reply(scheduler, Message(content="ok"))
-    session = ChatSession(complete=ScriptedCompletion(reply(scheduler, bad), again),
+    first = reply(scheduler, Message(content="a"), bad)
+    session = ChatSession(complete=ScriptedCompletion(first, again),
                           scheduler=scheduler)
     at(scheduler, 100, lambda: session.on_next("q"))
     at(scheduler, 200, lambda: session.regenerate())
