@@ -134,7 +134,7 @@ class DeltaDecoder:
             return [], None
         try:
             chunk = _loads(data)
-        except _json.TooDeep:
+        except _json.NestingTooDeepError:
             raise StreamError(
                 f"The server sent an event whose JSON is nested too deeply to read "
                 f"({len(data)} characters, starting {data[:60]!r}). It is not a chat "

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["FAST", "TooDeep", "error_message_of", "loads", "loads_unchecked"]
+__all__ = ["FAST", "NestingTooDeepError", "error_message_of", "loads", "loads_unchecked"]
 
 
 def _orjson_loads() -> tuple[Callable[[str], Any], Callable[[str], Any]] | None:
@@ -42,7 +42,7 @@ def _orjson_loads() -> tuple[Callable[[str], Any], Callable[[str], Any]] | None:
     return loads, fast
 
 
-class TooDeep(ValueError):
+class NestingTooDeepError(ValueError):
     """The JSON nests arrays and objects deeper than the parser can follow."""
 
 
@@ -51,7 +51,7 @@ def _depth_checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         try:
             return parse(text)
         except RecursionError:
-            raise TooDeep(
+            raise NestingTooDeepError(
                 "the JSON is nested too deeply (arrays or objects inside each other "
                 "thousands of levels deep)"
             ) from None
@@ -65,15 +65,15 @@ FAST = _fast is not None
 
 loads: Callable[[str], Any] = _depth_checked(_fast[0] if _fast else json.loads)
 """Parse one JSON document: the value `json.loads` gives, or its ``ValueError``
-(`TooDeep` for nesting deeper than Python's recursion limit)."""
+(`NestingTooDeepError` for nesting deeper than Python's recursion limit)."""
 
 loads_unchecked: Callable[[str], Any] = _fast[1] if _fast else json.loads
 """orjson itself when installed (else ``json.loads``), twice as fast as ``loads``: the
 value ``json.loads`` gives, except that an integer beyond 64 bits may come back as a
 float, or a ``ValueError`` where ``json.loads`` may accept the text (``NaN``, lone
-surrogates, deep nesting; ``json.loads`` raises ``RecursionError`` there). Only for a caller that leaves anything refused to ``loads``
-and uses no number of the result but ones it checks are ``int`` (the common delta in
-``deltas.py``)."""
+surrogates, deep nesting; without orjson, ``json.loads`` raises ``RecursionError``
+there). Only for a caller that leaves anything refused to ``loads`` and uses no number
+of the result but ones it checks are ``int`` (the common delta in ``deltas.py``)."""
 
 
 def error_message_of(payload: Any) -> tuple[str | None, Any]:

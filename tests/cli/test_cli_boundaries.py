@@ -74,7 +74,8 @@ def test_an_empty_cid_is_refused(fake: FakeServer, data: Path, cid: str) -> None
 
 def test_an_unknown_id_advises_the_command_not_python(data: Path) -> None:
     result = run(data, "chat", "--cid", "nope")
-    assert result.err == "rxchat: No logged conversation 'nope'; list them with `rxchat logs list`.\n"
+    assert result.err == ("rxchat: No logged conversation 'nope'; list them with "
+                          "`rxchat logs list`.\n")
     assert "ConversationStore" not in result.err
 
 

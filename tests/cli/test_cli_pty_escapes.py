@@ -15,9 +15,9 @@ from pathlib import Path
 import pexpect  # type: ignore[import-untyped, unused-ignore]  # stubs: types-pexpect
 import pytest
 
+from rxchat import Message
 from rxchat.stores import SQLiteStore
 from rxchat.testing import FakeServer, Reply
-from rxchat import Message
 from tests.cli.test_cli_pty import KEY, PROMPT, TIMEOUT, fake, finish, spawn, terminal_env
 
 __all__ = ["fake"]  # the fixture, imported for these tests

@@ -57,7 +57,7 @@ def test_an_event_stream_of_other_text_is_quoted_and_not_retried(server: FakeSer
 
 
 def test_json_nested_too_deeply_says_so(server: FakeServer, client: ChatClient) -> None:
-    server.enqueue(Reply.raw(sse_event("[" * 100_000 + "]" * 100_000)))  # type: ignore[arg-type]
+    server.enqueue(Reply.raw(sse_event("[" * 100_000 + "]" * 100_000)))
     result = collect(create_stream_completion(PARAMS, client=client))
     assert isinstance(result.error, StreamError) and "nested too deeply" in str(result.error)
     assert "RecursionError" not in str(result.error)
@@ -75,7 +75,7 @@ def test_an_error_body_nested_too_deeply_is_still_a_status_error(
 
 
 def test_a_string_for_the_client_is_a_type_error_at_the_call(server: FakeServer) -> None:
-    with pytest.raises(TypeError, match="client must be a rxchat.ChatClient") as caught:
+    with pytest.raises(TypeError, match=r"client must be a rxchat\.ChatClient") as caught:
         create_stream_completion(PARAMS, client=server.base_url)  # type: ignore[arg-type]
     assert "ChatClient(base_url=" in str(caught.value)
     assert server.requests == []
@@ -170,7 +170,12 @@ def test_the_model_list_refuses_a_cross_origin_redirect_and_sends_no_key(
 ) -> None:
     with FakeServer() as other:
         seen: list[RecordedRequest] = []
-        other.responder = lambda request: seen.append(request) or Reply.text("x")
+
+        def record(request: RecordedRequest) -> Reply:
+            seen.append(request)
+            return Reply.text("x")
+
+        other.responder = record
         redirecting.location = f"http://localhost:{other.port}/v1/models"
         with ChatClient(redirecting.base_url, "sk-test-key", headers=SECRETS) as client, \
                 pytest.raises(APIStatusError, match="another origin") as caught:
@@ -183,7 +188,7 @@ def test_the_model_list_follows_a_same_origin_redirect(redirecting: _Redirecting
     redirecting.location = "/v2/models"
     with ChatClient(redirecting.base_url, "sk-test-key", headers=SECRETS) as client:
         assert list_models(client) == ["moved-model"]
-    first, second = redirecting.headers_seen
+    _first, second = redirecting.headers_seen
     assert second["api-key"] == SECRETS["api-key"]
 
 
@@ -205,14 +210,14 @@ def test_many_concurrent_streams_on_one_client_keep_their_connections(
         results: list[Any] = []
         done = threading.Event()
 
-        def ended() -> None:
+        def ended(outcome: Any = "ok") -> None:
+            results.append(outcome)
             if len(results) == streams:
                 done.set()
 
         for _ in range(streams):
             create_stream_completion(PARAMS, client=client).subscribe(
-                on_error=lambda e: (results.append(e), ended()),
-                on_completed=lambda: (results.append("ok"), ended()),
+                on_error=ended, on_completed=ended
             )
         assert done.wait(20)
     assert results == ["ok"] * streams

@@ -65,7 +65,7 @@ def test_a_failure_while_folding_fails_the_turn_with_a_typed_error() -> None:
     scheduler = TestScheduler()
     broken = Message(content="x", tool_calls="not calls")  # type: ignore[arg-type]
     first = reply(scheduler, broken)  # the merge fails when the turn commits
-    session, outcomes, second = run_two_turns(first, scheduler)
+    session, outcomes, _second = run_two_turns(first, scheduler)
     error, done = outcomes
     assert isinstance(error, SessionError) and "could not take" in str(error)
     assert done == "done"

@@ -3,6 +3,7 @@ merge, a no-event body, deep nesting (the "Boundaries" rules of the API contract
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -120,7 +121,7 @@ def test_a_lone_surrogate_becomes_the_replacement_character(lone: str) -> None:
 def _utf16_pieces(text: str, cuts: list[int]) -> list[str]:
     units = text.encode("utf-16-le")
     bounds = sorted({0, len(units), *(2 * (c % (len(units) // 2 + 1)) for c in cuts)})
-    return [units[a:b].decode("utf-16-le", "surrogatepass") for a, b in zip(bounds, bounds[1:])]
+    return [units[a:b].decode("utf-16-le", "surrogatepass") for a, b in itertools.pairwise(bounds)]
 
 
 @settings(max_examples=200, deadline=None)
@@ -170,7 +171,7 @@ def test_any_split_of_a_no_event_body_gives_the_same_error(cuts: list[int]) -> N
     with pytest.raises(StreamError) as whole:
         _events_then_end(body)
     with pytest.raises(StreamError) as split:
-        _events_then_end(*(body[a:b] for a, b in zip(bounds, bounds[1:])))
+        _events_then_end(*(body[a:b] for a, b in itertools.pairwise(bounds)))
     assert str(split.value) == str(whole.value)
 
 

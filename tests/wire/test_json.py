@@ -18,7 +18,7 @@ def outcome(text: str) -> tuple[str, str]:
     """The value (repr: types and key order count) or the exception type."""
     try:
         return "value", repr(_json.loads(text))
-    except _json.TooDeep:  # json.loads's RecursionError, given a name and a message
+    except _json.NestingTooDeepError:  # json.loads's RecursionError, given a name and a message
         return "error", "RecursionError"
     except (ValueError, RecursionError) as exc:
         return "error", type(exc).__name__
@@ -90,5 +90,5 @@ def test_any_text_parses_or_fails_the_same(text: str) -> None:
 
 @pytest.mark.parametrize("depth", [2000, 100_000])
 def test_deep_nesting_is_a_value_error_saying_so(depth: int) -> None:
-    with pytest.raises(_json.TooDeep, match="nested too deeply"):
+    with pytest.raises(_json.NestingTooDeepError, match="nested too deeply"):
         _json.loads("[" * depth + "]" * depth)
