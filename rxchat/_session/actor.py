@@ -44,6 +44,7 @@ from .._models import Message, ToolCall
 from ..errors import SessionError, ToolError
 from .commands import (
     Ask,
+    Asked,
     Command,
     Connect,
     Deliver,
@@ -285,7 +286,10 @@ def _guarded_step(actor: Actor, command: Command) -> Actor:
             "failed and nothing of it was committed; ask again or regenerate()."
         )
         try:
-            return fail_turn(actor, error)
+            failed = fail_turn(actor, error)
+            if isinstance(command, Asked):  # never queued: its asker must hear too
+                failed = replace(failed, effects=(*failed.effects, End(command.ask, error)))
+            return failed
         except Exception:  # pragma: no cover - the state itself is broken
             log.critical("rxchat: the session could not fail the turn", exc_info=True)
             return replace(actor, effects=())

@@ -121,11 +121,11 @@ def _end_turn(state: ChatState, event: TurnCompleted | TurnCancelled | TurnFaile
 
 def _edit_history(state: ChatState, event: TurnEvent) -> ChatState:
     if isinstance(event, Restored):
-        return replace(state, messages=event.messages)
+        return replace(state, messages=tuple(map(valid_message, event.messages)))
     if isinstance(event, SessionReset):
         return ChatState(messages=system_prefix(state.messages), turn=state.turn)
     if isinstance(event, SystemChanged):
-        system = (Message(role="system", content=event.text),) if event.text else ()
+        system = (Message(role="system", content=valid_text(event.text)),) if event.text else ()
         rest = state.messages[len(system_prefix(state.messages)):]
         return replace(state, messages=(*system, *rest))
     if isinstance(event, TurnUndone) and state.status not in ("streaming", "tools"):

@@ -27,6 +27,7 @@ from .._models import ChatCompletionParams, Message
 from .._stream import create_stream_completion
 from .._tools.run import Approve, ToolRunner
 from .._tools.tools import Tool, ToolFunction, tool_table
+from .._wire.text import valid_message
 from ..errors import ConfigurationError, SessionError
 from ..stores import ConversationStore, attach, load_history
 from .actor import Replay, SessionActor
@@ -150,7 +151,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         runner = ToolRunner(self.tools, approve, self._stream_scheduler)
         loop = ToolLoop(max(1, max_steps), max(1, max_tool_concurrency)) if tools else None
         head = (Message(role="system", content=system),) if system else ()
-        messages = (*head, *map(as_message, history))
+        messages = tuple(map(valid_message, (*head, *map(as_message, history))))
         if store is not None and conversation_id is not None:
             messages = _resumed(load_history(store, conversation_id), system)
         seed = Actor(ChatState(messages=messages), loop=loop)

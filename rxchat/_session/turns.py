@@ -182,7 +182,7 @@ def fail_turn(actor: Actor, error: Exception) -> Actor:
     """
     ask, state = actor.running, actor.state
     if ask is None:
-        return replace(actor, effects=())
+        return replace(actor, effects=())  # nothing runs: the session goes on as it was
     if state.status == "tools":  # every committed call gets its result
         state = cancel_tools(state)
     failed = ChatState(

@@ -176,3 +176,13 @@ def test_a_session_over_mistral_parts_commits_content_and_reasoning() -> None:
         session.ask("and now?").run()
         assert [m.content for m in session.messages][-2:] == ["and now?", "after"]
         session.dispose()
+
+
+def test_history_system_and_restored_messages_are_valid_text(tmp_path: Path) -> None:
+    scheduler = TestScheduler()
+    session = ChatSession(system="s\ud800", history=["h\udc00"], scheduler=scheduler,
+                          complete=ScriptedCompletion())
+    assert [m.content for m in session.messages] == ["s\ufffd", "h\ufffd"]
+    session.set_system("t\udbff")
+    scheduler.start()
+    assert session.messages[0].content == "t\ufffd"
