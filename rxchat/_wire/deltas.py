@@ -155,7 +155,7 @@ class DeltaDecoder:
             )
         try:
             messages = self._messages(chunk)
-        except (TypeError, ValueError, AttributeError, KeyError):
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError):
             # A JSON object of the wrong shape ({"choices": true}, a string where an
             # object belongs): found by tests/stress/test_fuzz.py.
             if kind == "error" or chunk.get("error"):

@@ -334,7 +334,7 @@ class SSEDecoder:
         elif field not in ("event", "id", "retry") and not self._dispatched:
             stray = self._stray
             if stray is None or len(stray) < 200:  # the start of the body is enough
-                self._stray = line if stray is None else f"{stray}\n{line}"
+                self._stray = (line if stray is None else f"{stray}\n{line}")[:400]
         return None
 
     def _check_stray(self) -> None:

@@ -93,8 +93,8 @@ def content_parts(value: Any, field: str = "content") -> tuple[str | None, str |
             text.append(part["text"])
         elif kind in _THINKING_PART_TYPES:
             inner = part.get(kind, part.get("text"))
-            inner_text, _ = content_parts(inner if inner is not None else "", field)
-            thinking.append(inner_text or "")
+            said, thought = content_parts(inner if inner is not None else "", field)
+            thinking.append((said or "") + (thought or ""))
         else:
             raise _unexpected(field, value)
     return ("".join(text) if text else None), ("".join(thinking) if thinking else None)
