@@ -92,3 +92,9 @@ def test_any_text_parses_or_fails_the_same(text: str) -> None:
 def test_deep_nesting_is_a_value_error_saying_so(depth: int) -> None:
     with pytest.raises(_json.NestingTooDeepError, match="nested too deeply"):
         _json.loads("[" * depth + "]" * depth)
+
+
+def test_without_orjson_deep_nesting_is_refused_before_parsing() -> None:
+    with pytest.raises(_json.NestingTooDeepError):
+        _json._checked_loads("[" * 100_000 + "]" * 100_000)
+    assert _json._checked_loads('["' + "[" * 2000 + '"]') == ["[" * 2000]  # in a string
