@@ -18,7 +18,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["FAST", "MAX_DEPTH", "NestingTooDeepError", "error_message_of", "loads", "loads_unchecked"]
+__all__ = [
+    "FAST", "MAX_DEPTH", "NestingTooDeepError", "error_message_of", "loads", "loads_unchecked",
+]
 
 
 MAX_DEPTH = 512
@@ -94,9 +96,10 @@ loads_unchecked: Callable[[str], Any] = _fast[1] if _fast else json.loads
 """orjson itself when installed (else ``json.loads``), twice as fast as ``loads``: the
 value ``json.loads`` gives, except that an integer beyond 64 bits may come back as a
 float, or a ``ValueError`` where ``json.loads`` may accept the text (``NaN``, lone
-surrogates, deep nesting; without orjson, ``json.loads`` itself, which raises
-``RecursionError`` for nesting near Python's recursion limit). Only for a caller that leaves anything refused to ``loads`` and uses no number
-of the result but ones it checks are ``int`` (the common delta in ``deltas.py``)."""
+surrogates, deep nesting; without orjson it is ``json.loads`` itself, which raises
+``RecursionError`` for nesting near Python's recursion limit). Only for a caller that
+leaves anything refused to ``loads`` and uses no number of the result but ones it checks
+are ``int`` (the common delta in ``deltas.py``)."""
 
 
 def error_message_of(payload: Any) -> tuple[str | None, Any]:
