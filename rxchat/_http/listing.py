@@ -11,6 +11,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from .._client import ChatClient
+from .._wire.json import loads as json_loads
 from ..errors import APIStatusError, AuthenticationError, BadRequestError
 from . import transport as _transport
 from .neterrors import redirect_target
@@ -44,8 +45,8 @@ def list_models(client: ChatClient) -> list[str]:
     with contextlib.closing(response):
         status = response.status_code
         try:
-            body: Any = response.json() if response.ok else None
-        except (ValueError, RecursionError):  # not JSON, or nested too deeply
+            body: Any = json_loads(response.text) if response.ok else None
+        except ValueError:  # not JSON, or nested too deeply
             body = None
     if status in (401, 403):
         raise AuthenticationError(status, "", f"The server at {url} refused the API key "
