@@ -252,3 +252,28 @@ def _checked_timeout(timeout: object) -> float | tuple[float, float]:
         f"timeout={timeout!r} is not usable: pass seconds (e.g. 60) or a "
         "(connect, read) pair of seconds (e.g. (10, 120)); both must be finite."
     )
+
+
+def require_client(value: object, call: str, hint: str = "") -> None:
+    """Check, at the call, that ``client`` is a `ChatClient` or None.
+
+    Args:
+        value: What the caller passed as ``client``.
+        call: The call, for the message (``"create_stream_completion"``).
+        hint: Said after the error, for a mistake typical of this call.
+
+    Raises:
+        TypeError: It is something else (a base URL string, say): naming the argument.
+    """
+    if value is None or isinstance(value, ChatClient):
+        return
+    shown = repr(value)
+    shown = shown[:80] + "..." if len(shown) > 80 else shown
+    advice = hint or (
+        f" For a base URL write {call}(..., client=ChatClient(base_url=...))."
+        if isinstance(value, str) else ""
+    )
+    raise TypeError(
+        f"{call}: client must be a rxchat.ChatClient or None, not "
+        f"{type(value).__name__} {shown}.{advice}"
+    )

@@ -38,7 +38,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import TimeoutScheduler
 
-from ._client import ChatClient
+from ._client import ChatClient, require_client
 from ._concurrency.loop import deliver_on_loop, loop_of
 from ._http.abort import AbortHandle
 from ._http.retry import retry_delay
@@ -47,6 +47,7 @@ from ._http.transport import StreamResponse, post_stream
 from ._models import ChatCompletionParams, Message
 from ._readloop import Emitter, ObserverError
 from ._wire.messages import completion_messages
+from ._wire.params import check_params
 from .errors import APITimeoutError, RxChatError, StreamError
 
 __all__ = ["create_stream_completion", "default_client"]
@@ -109,7 +110,15 @@ def create_stream_completion(
 
     Returns:
         A cold Observable of deltas. Disposing it aborts the request at once.
+
+    Raises:
+        TypeError: ``client`` is not a ``ChatClient``, or ``params`` or its
+            ``messages`` has the wrong type (at the call, before any request).
+        ConfigurationError: ``messages`` is missing or empty, or a message has no
+            ``role``.
     """
+    require_client(client, "create_stream_completion")
+    check_params(params)
 
     def subscribe(
         observer: abc.ObserverBase[Message], scheduler_: abc.SchedulerBase | None = None

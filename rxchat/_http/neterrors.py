@@ -188,8 +188,16 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = nested or current.__cause__ or current.__context__
 
 
-def redirect_target(status: int, url: str, location: str) -> str:
+def redirect_target(
+    status: int, url: str, location: str, endpoint: str = "/chat/completions"
+) -> str:
     """Where a redirect leads, if it stays in the same origin.
+
+    Args:
+        status: The redirect's status.
+        url: The URL that was asked.
+        location: Its ``Location`` header.
+        endpoint: The path after the base URL (to suggest a base URL).
 
     Raises:
         APIStatusError: It leads to another scheme, host or port.
@@ -201,7 +209,7 @@ def redirect_target(status: int, url: str, location: str) -> str:
             f"The server at {url} redirected the request (HTTP {status}) to another "
             f"origin, {_origin(target)}. rxchat does not send the API key or the "
             "conversation to another host; if you trust it, set base_url to "
-            f"{target.rsplit('/chat/completions', 1)[0]}.",
+            f"{target.rsplit(endpoint, 1)[0]}.",
         )
     return target
 

@@ -20,7 +20,7 @@ import urllib3
 
 from .abort import TrackedHTTPPool, TrackedHTTPSPool
 
-__all__ = ["Draining", "close_session", "draining", "new_session"]
+__all__ = ["POOL_MAXSIZE", "Draining", "close_session", "draining", "new_session"]
 
 _TRACKED_POOLS = {"http": TrackedHTTPPool, "https": TrackedHTTPSPool}
 
@@ -38,10 +38,18 @@ class _TrackingAdapter(requests.adapters.HTTPAdapter):
         return manager
 
 
+POOL_MAXSIZE = 100
+"""Idle connections kept per host (requests keeps 10). A client shared by more
+concurrent streams than its pool holds would discard the extra connections as they
+come back, and urllib3 logs "Connection pool is full" for each; more streams than this
+still work (new connections are opened), only their reuse is bounded."""
+
+
 def new_session() -> requests.Session:
-    """A ``requests.Session`` whose connections can be aborted before headers arrive."""
+    """A ``requests.Session`` whose connections can be aborted before headers arrive,
+    keeping up to `POOL_MAXSIZE` idle connections per host."""
     session = requests.Session()
-    adapter = _TrackingAdapter()
+    adapter = _TrackingAdapter(pool_maxsize=POOL_MAXSIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

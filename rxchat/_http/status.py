@@ -10,13 +10,13 @@ HTML page) and the wait it asked for (`retry_after_seconds`, from
 from __future__ import annotations
 
 import email.utils
-import json
 import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from .._wire.json import error_message_of
+from .._wire.json import loads as json_loads
 from ..errors import (
     APIStatusError,
     AuthenticationError,
@@ -33,8 +33,8 @@ def status_error(
 ) -> APIStatusError:
     """The typed error for an HTTP error response, with the server's message."""
     try:
-        payload: Any = json.loads(body)
-    except ValueError:
+        payload: Any = json_loads(body)
+    except ValueError:  # not JSON, or nested too deeply to read
         payload = None
     server_message, _code = error_message_of(payload)
     if server_message is None:

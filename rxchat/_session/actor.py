@@ -42,7 +42,7 @@ from reactivex.subject import Subject
 from .._concurrency.mailbox import Mailbox, on_a_drain_thread
 from .._models import Message, ToolCall
 from .._wire.merge import merge_deltas
-from ..errors import ToolError
+from ..errors import SessionError, ToolError
 from .commands import (
     Ask,
     Asked,
@@ -60,7 +60,7 @@ from .commands import (
 )
 from .events import DeltaReceived, ToolFinished, TurnCompleted, TurnFailed
 from .state import ChatState
-from .turns import Actor, step
+from .turns import Actor, fail_turn, step
 
 __all__ = ["Replay", "SessionActor", "call_subscriber"]
 
@@ -108,7 +108,7 @@ class SessionActor:
         self._merging = False  # the delta being folded is followed by another
         self._unpublished: list[Message] = []  # deltas of states merged away
         events: Subject[Command] = Subject()
-        events.pipe(ops.scan(step, seed)).subscribe(self._perform, self._crash)
+        events.pipe(ops.scan(_guarded_step, seed)).subscribe(self._perform, self._crash)
         self._events = events
         self._mailbox: Mailbox[Command | Callable[[], None]] = Mailbox(
             scheduler or _own_thread(), self._handle
@@ -370,6 +370,28 @@ def _end(observer: abc.ObserverBase[Any], error: Exception | None) -> None:
         call_subscriber(observer.on_completed)
     else:
         call_subscriber(observer.on_error, error)
+
+
+def _guarded_step(actor: Actor, command: Command) -> Actor:
+    """`step`, except that a failure folding a command fails the turn in flight with a
+    typed error (`SessionError`) instead of ending the scan: the session goes on."""
+    try:
+        return step(actor, command)
+    except Exception as exc:
+        log.error("rxchat: folding %s into the session failed; the turn in flight fails",
+                  type(command).__name__, exc_info=exc)
+        error = SessionError(
+            f"The session could not take what the turn produced ({exc!r:.300}). The turn "
+            "failed and nothing of it was committed; ask again or regenerate()."
+        )
+        try:
+            failed = fail_turn(actor, error)
+            if isinstance(command, Asked):  # never queued: its asker must hear too
+                failed = replace(failed, effects=(*failed.effects, End(command.ask, error)))
+            return failed
+        except Exception:  # pragma: no cover - the state itself is broken
+            log.critical("rxchat: the session could not fail the turn", exc_info=True)
+            return replace(actor, effects=())
 
 
 def _own_thread() -> EventLoopScheduler:

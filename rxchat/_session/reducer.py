@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .._models import Message, ToolCall
+from .._wire.text import valid_message, valid_text
 from .events import (
     TOOL_EVENTS,
     DeltaReceived,
@@ -108,23 +109,23 @@ def _end_turn(state: ChatState, event: TurnCompleted | TurnCancelled | TurnFaile
             reply=state.reply, count=state.count, step=state.step,
             tool_errors=state.tool_errors,
         )
-    reply = state.partial or Message()
+    reply = valid_message(state.partial or Message())  # valid Unicode, ready to store
     if isinstance(event, TurnCancelled):  # its tool calls never ran: no call without a result
         reply = replace(reply, finish_reason="cancelled", tool_calls=())
     if reply.content is None and not reply.tool_calls:
         reply = replace(reply, content="")
-    asked = () if state.pending is None else (state.pending,)
+    asked = () if state.pending is None else (valid_message(state.pending),)
     return ChatState(messages=(*state.context, *asked, reply), queued=state.queued,
                      turn=state.turn, tool_errors=state.tool_errors)
 
 
 def _edit_history(state: ChatState, event: TurnEvent) -> ChatState:
     if isinstance(event, Restored):
-        return replace(state, messages=event.messages)
+        return replace(state, messages=tuple(map(valid_message, event.messages)))
     if isinstance(event, SessionReset):
         return ChatState(messages=system_prefix(state.messages), turn=state.turn)
     if isinstance(event, SystemChanged):
-        system = (Message(role="system", content=event.text),) if event.text else ()
+        system = (Message(role="system", content=valid_text(event.text)),) if event.text else ()
         rest = state.messages[len(system_prefix(state.messages)):]
         return replace(state, messages=(*system, *rest))
     if isinstance(event, TurnUndone) and state.status not in ("streaming", "tools"):
@@ -150,7 +151,8 @@ def apply_tool_event(state: ChatState, event: ToolEvent) -> ChatState:
         reply = state.partial
         if state.status != "streaming" or reply is None or not reply.tool_calls:
             return state
-        asked = () if state.pending is None else (state.pending,)
+        reply = valid_message(reply)
+        asked = () if state.pending is None else (valid_message(state.pending),)
         calls = tuple(c if c.id else replace(c, id=f"call_{state.turn}_{c.index}")
                       for c in reply.tool_calls)  # a result must name its call
         return ChatState(
@@ -204,4 +206,4 @@ def _in_call_order(state: ChatState, missing: str) -> tuple[Message, ...]:
 
 
 def _tool_message(call: ToolCall, content: str) -> Message:
-    return Message(role="tool", content=content, tool_call_id=call.id)
+    return Message(role="tool", content=valid_text(content), tool_call_id=call.id)

@@ -21,13 +21,14 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 from reactivex.scheduler import CurrentThreadScheduler, ImmediateScheduler, VirtualTimeScheduler
 
-from .._client import ChatClient
+from .._client import ChatClient, require_client
 from .._concurrency.loop import deliver_on_loop, loop_of, on_subscriber_loop
 from .._models import ChatCompletionParams, Message
 from .._stream import create_stream_completion
 from .._structured.schema import as_structured
 from .._tools.run import Approve, ToolRunner
 from .._tools.tools import Tool, ToolFunction, tool_table
+from .._wire.text import valid_message
 from ..errors import ConfigurationError, SessionError, StoreError
 from ..stores import ConversationStore, attach, load_history
 from .actor import Replay, SessionActor
@@ -129,6 +130,11 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         complete: Completion = create_stream_completion,
     ) -> None:
         super().__init__()
+        require_client(client, "ChatSession", _SYSTEM_HINT if isinstance(client, str) else "")
+        _require_text(model=model, system=system)
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"ChatSession: params must be a dict of request fields, not "
+                            f"{type(params).__name__}.")
         if isinstance(scheduler, (ImmediateScheduler, CurrentThreadScheduler)):
             raise ConfigurationError(
                 f"ChatSession needs a serial scheduler, not {type(scheduler).__name__}: "
@@ -146,7 +152,7 @@ class ChatSession(Observable[ChatState], abc.SubjectBase[Any], abc.DisposableBas
         runner = ToolRunner(self.tools, approve, self._stream_scheduler)
         loop = ToolLoop(max(1, max_steps), max(1, max_tool_concurrency)) if tools else None
         head = (Message(role="system", content=system),) if system else ()
-        messages = (*head, *map(as_message, history))
+        messages = tuple(map(valid_message, (*head, *map(as_message, history))))
         stored: tuple[Message, ...] = ()
         if store is not None and conversation_id is not None:
             stored = load_history(store, conversation_id)
@@ -471,3 +477,18 @@ def _resumed(stored: Sequence[Message], system: str | None) -> tuple[Message, ..
 def _equal(left: object, right: object) -> bool:
     return left is right or left == right
 
+
+
+_SYSTEM_HINT = (
+    " The first argument is the client; for a system prompt write "
+    "ChatSession(system=...), e.g. ChatSession(system=\"You are terse.\")."
+)
+
+
+def _require_text(**values: object) -> None:
+    """Raise `TypeError` for a keyword argument that should be a string or None."""
+    for name, value in values.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"ChatSession: {name} must be a string or None, not {type(value).__name__}."
+            )

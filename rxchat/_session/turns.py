@@ -34,7 +34,7 @@ from typing import Literal
 from reactivex import abc
 
 from .._models import Message
-from ..errors import SessionError, StepLimitError
+from ..errors import SessionError, StepLimitError, StreamError
 from .commands import (
     Ask,
     Asked,
@@ -71,10 +71,10 @@ from .events import (
     TurnFailed,
     TurnStarted,
 )
-from .reducer import apply_event
+from .reducer import apply_event, cancel_tools
 from .state import ChatState, last_turn_start, waiting_calls
 
-__all__ = ["Actor", "Phase", "ToolLoop", "step"]
+__all__ = ["Actor", "Phase", "ToolLoop", "fail_turn", "step"]
 
 Phase = Literal["open", "closing", "closed"]
 
@@ -163,6 +163,11 @@ def _streamed(actor: Actor, command: Streamed | ToolReturned) -> Actor:
         if reply is not None and reply.tool_calls:
             state = apply_event(actor.state, StepCommitted(event.turn))
             return _run_tools(replace(actor, state=state, effects=()))
+    if isinstance(event, DeltaReceived) and not _is_text_delta(event.delta):
+        return fail_turn(actor, StreamError(
+            f"The turn's stream gave a delta whose text is not a string: {event.delta!r:.300}."
+            " The turn failed and nothing of it was committed; the session goes on."
+        ))
     state = apply_event(actor.state, event)
     if isinstance(event, DeltaReceived):
         return replace(actor, state=state, delivered=actor.delivered + 1,
@@ -171,6 +176,42 @@ def _streamed(actor: Actor, command: Streamed | ToolReturned) -> Actor:
     failed = ask.origin if error is not None else actor.failed_origin
     return _start_next(replace(actor, state=state, running=None, failed_origin=failed,
                                effects=(End(ask, error),)))
+
+
+def fail_turn(actor: Actor, error: Exception) -> Actor:
+    """The turn in flight fails with `error`; its stream is closed and the next starts.
+
+    For a failure while folding the turn (a delta the reducer cannot take, a bug):
+    history stays as committed, the state shows the error, and the session serves the
+    next turn instead of hanging.
+
+    Args:
+        actor: The actor before the command that failed.
+        error: The turn's error.
+
+    Returns:
+        The actor after the failure (itself, without effects, when no turn runs).
+    """
+    ask, state = actor.running, actor.state
+    if ask is None:
+        return replace(actor, effects=())  # nothing runs: the session goes on as it was
+    if state.status == "tools":  # every committed call gets its result
+        state = cancel_tools(state)
+    failed = ChatState(
+        messages=state.messages, status="error", error=error, queued=state.queued,
+        failed=actor.state.pending, turn=state.turn, regenerating=state.regenerating,
+        step=state.step, tool_errors=state.tool_errors,
+    )
+    return _start_next(replace(actor, state=failed, running=None,
+                               effects=(Shut(ask), End(ask, error))))
+
+
+def _is_text_delta(delta: Message) -> bool:
+    """Whether a delta's text fields are strings or None (what the reducer joins)."""
+    content, reasoning = delta.content, delta.reasoning_content
+    return (content is None or type(content) is str) and (
+        reasoning is None or type(reasoning) is str
+    )
 
 
 def _run_tools(actor: Actor) -> Actor:

@@ -105,8 +105,8 @@ class DeltaDecoder:
                            get("reasoning"), get("name"), get("tool_call_id")))
             ):
                 return _delta(delta, None, index)
-        except (TypeError, KeyError, ValueError, AttributeError):
-            pass
+        except (TypeError, KeyError, ValueError, AttributeError, RecursionError):
+            pass  # (RecursionError: deep nesting without orjson; decode_data says so)
         return None
 
     def decode(self, event: ServerSentEvent) -> tuple[list[Message], StreamError | None]:
@@ -134,6 +134,12 @@ class DeltaDecoder:
             return [], None
         try:
             chunk = _loads(data)
+        except _json.NestingTooDeepError:
+            raise StreamError(
+                f"The server sent an event whose JSON is nested too deeply to read "
+                f"({len(data)} characters, starting {data[:60]!r}). It is not a chat "
+                "completion chunk; the server or a proxy is misbehaving."
+            ) from None
         except ValueError:
             if kind == "error":  # ``event: error`` with a plain-text message
                 return [], _stream_error({"error": {"message": data.strip()[:500]}})
@@ -149,7 +155,7 @@ class DeltaDecoder:
             )
         try:
             messages = self._messages(chunk)
-        except (TypeError, ValueError, AttributeError, KeyError):
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError):
             # A JSON object of the wrong shape ({"choices": true}, a string where an
             # object belongs): found by tests/stress/test_fuzz.py.
             if kind == "error" or chunk.get("error"):

@@ -2,7 +2,9 @@
 stream, in linear time). Every operator, the session's partial reply and the command
 line use these two, so the rules cannot drift apart:
 
-* `content` and `reasoning_content` are concatenated; `None` never overwrites;
+* `content` and `reasoning_content` are concatenated; `None` never overwrites; the
+  result is valid Unicode (a surrogate pair split across deltas is joined, a lone
+  surrogate becomes U+FFFD: `rxchat._wire.text.valid_text`);
 * `role` and `name` are set by the first delta that carries them;
 * tool-call fragments merge by `index` (by `id` when a provider reuses an index for a
   new call): `id`, `type` and `function.name` are set once, argument fragments
@@ -18,6 +20,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from .._models import FunctionCall, Message, ToolCall
+from .text import has_surrogates, valid_text
 
 _T = TypeVar("_T")
 
@@ -123,13 +126,15 @@ def _join(left: str | None, right: str | None) -> str | None:
     if right is None:
         return left
     if left is None:
-        return right
+        return valid_text(right, keep_open=True)
+    if has_surrogates(right):  # a pair split between the two joins here (see .text)
+        return left[:-1] + valid_text(left[-1:] + right, keep_open=True)
     return left + right
 
 
 def _concat(pieces: Iterable[str | None]) -> str | None:
     present = [p for p in pieces if p is not None]
-    return "".join(present) if present else None
+    return valid_text("".join(present)) if present else None
 
 
 def _last(values: Iterable[_T | None]) -> _T | None:

@@ -16,6 +16,7 @@ from typing import Any
 from .._models import Message, ToolCall
 from ..errors import StreamError
 from . import json as _json
+from .text import content_parts
 
 __all__ = ["completion_messages", "delta_message", "message"]
 
@@ -70,10 +71,15 @@ def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) 
         reasoning = get("reasoning")
         if not isinstance(reasoning, str):
             reasoning = None
+    content = get("content")
+    if (content is not None and type(content) is not str) or (
+        reasoning is not None and type(reasoning) is not str
+    ):
+        content, reasoning = _text_fields(content, reasoning)
     calls = get("tool_calls")
     return message(
         get("role") or "assistant",
-        get("content"),
+        content,
         reasoning,
         get("name"),
         tuple(ToolCall.from_dict(c, i) for i, c in enumerate(calls) if isinstance(c, dict))
@@ -83,6 +89,18 @@ def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) 
         finish_reason,
         index,
     )
+
+
+def _text_fields(content: Any, reasoning: Any) -> tuple[str | None, str | None]:
+    """Content and reasoning as text, from parts (see `rxchat._wire.text`).
+
+    Raises:
+        StreamError: Either is neither text nor a list of text and thinking parts.
+    """
+    text, thinking = content_parts(content)
+    said, thought = content_parts(reasoning, "reasoning_content")
+    pieces = [p for p in (said, thought, thinking) if p is not None]
+    return text, ("".join(pieces) if pieces else None)
 
 
 def completion_messages(text: str, content_type: str) -> list[Message]:
@@ -113,6 +131,11 @@ def completion_messages(text: str, content_type: str) -> list[Message]:
         message = dict(choice.get("message") or {})
         message.update(index=choice.get("index", i), finish_reason=choice.get("finish_reason"))
         message.pop("route", None)  # set by rxchat.hedge only, never by a server
+        content, reasoning = message.get("content"), message.get("reasoning_content")
+        if not isinstance(content, (str, type(None))) or not isinstance(
+            reasoning, (str, type(None))
+        ):
+            message["content"], message["reasoning_content"] = _text_fields(content, reasoning)
         if i == len(choices) - 1:
             message["usage"] = payload.get("usage")
         messages.append(Message.from_dict(message))

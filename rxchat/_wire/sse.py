@@ -103,6 +103,8 @@ class SSEDecoder:
         self._last_id: str | None = None
         self._retry: int | None = None
         self._error: StreamError | None = None
+        self._dispatched = False  # any event yet (set per chunk on the fast path)
+        self._stray: str | None = None  # the first line that is no SSE field
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode the next bytes of the stream.
@@ -231,6 +233,7 @@ class SSEDecoder:
             return
         datas = plain_datas(chunk[:cut]) if cut <= self._max else None
         if datas is not None:
+            self._dispatched = True
             if plain:
                 events += datas
             else:
@@ -250,6 +253,7 @@ class SSEDecoder:
             except UnicodeDecodeError:
                 pass  # the general path below raises the StreamError
             else:
+                self._dispatched = True
                 events.append(data if plain else new_event(data, self._last_id, self._retry))
                 return
         for line in block.split(b"\n"):
@@ -268,9 +272,13 @@ class SSEDecoder:
             an event cut off mid-line is dropped.
 
         Raises:
-            StreamError: The bad input the last `feed` held back.
+            StreamError: The bad input the last `feed` held back; or the body held
+                no event at all but other text (an error page or a JSON error body
+                served as ``text/event-stream``), quoted from its start.
         """
         self.check()
+        if not self._dispatched and not self._data:
+            self._check_stray()
         cut_off = bool(self._partial)
         self._partial.clear()
         self._partial_size = 0
@@ -323,12 +331,38 @@ class SSEDecoder:
                 self._last_id = value
         elif field == "retry" and value.isascii() and value.isdigit():
             self._retry = int(value)
+        elif field not in ("event", "id", "retry") and not self._dispatched:
+            stray = self._stray
+            if stray is None or len(stray) < 200:  # the start of the body is enough
+                self._stray = (line if stray is None else f"{stray}\n{line}")[:400]
         return None
+
+    def _check_stray(self) -> None:
+        """Raise if text that is no event arrived, and no event did.
+
+        Raises:
+            StreamError: Quoting the start of that text.
+        """
+        text = self._stray
+        if text is None and self._partial:  # one line with no line ending at all
+            text = b"".join(self._partial)[:400].decode("utf-8", "replace").lstrip(_BOM)
+            if text[:1] == ":" or text.partition(":")[0] in ("data", "event", "id", "retry"):
+                return  # an event cut off before its first line ended: interrupted
+        if not text or not text.strip():
+            return
+        start = text.strip()[:200]
+        raise StreamError(
+            f"The server answered with an event stream (text/event-stream) that holds "
+            f"no events, only this text: {start!r}. It is an error page or an error "
+            "message, not a chat completion; check base_url, the model and the "
+            "server's logs."
+        )
 
     def _dispatch(self) -> ServerSentEvent | None:
         if not self._data:
             self._reset_event()
             return None
+        self._dispatched = True
         event = ServerSentEvent(
             event=self._event_type or "message",
             data="\n".join(self._data),

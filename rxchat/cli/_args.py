@@ -119,7 +119,8 @@ def _add_conversation(parser: argparse.ArgumentParser) -> None:
     which = group.add_mutually_exclusive_group()
     which.add_argument("-c", "--continue", dest="continue_latest", action="store_true",
                        help="continue the conversation logged last")
-    which.add_argument("--cid", metavar="ID", help="continue the logged conversation ID")
+    which.add_argument("--cid", metavar="ID", type=conversation_id,
+                       help="continue the logged conversation ID")
 
 
 CLIENT_OPTIONS = ("base_url", "api_key", "model", "system", "temperature", "offline",
@@ -189,16 +190,16 @@ def _add_logs(commands: Any, out: TextIO, err: TextIO) -> None:
                                  out=out, err=err)
     listing.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     show = actions.add_parser("show", help="one conversation's messages", out=out, err=err)
-    show.add_argument("id", metavar="ID")
+    show.add_argument("id", metavar="ID", type=conversation_id)
     search = actions.add_parser("search", help="conversations containing every word",
                                 out=out, err=err)
     search.add_argument("text", nargs="+", metavar="TEXT")
     search.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     export = actions.add_parser("export", help="one conversation as JSON (a session file "
                                 "that /load reads)", out=out, err=err)
-    export.add_argument("id", metavar="ID")
+    export.add_argument("id", metavar="ID", type=conversation_id)
     remove = actions.add_parser("rm", help="delete a conversation", out=out, err=err)
-    remove.add_argument("id", metavar="ID")
+    remove.add_argument("id", metavar="ID", type=conversation_id)
 
 
 def parse_args(argv: Sequence[str], out: TextIO, err: TextIO) -> argparse.Namespace:
@@ -229,3 +230,18 @@ def parse_args(argv: Sequence[str], out: TextIO, err: TextIO) -> argparse.Namesp
     if args.command == "logs" and args.logs_action is None:
         args.logs_action, args.limit = "list", 20
     return args
+
+
+def conversation_id(text: str) -> str:
+    """An ``ID`` argument: a conversation id or a unique prefix of one, never empty.
+
+    Raises:
+        argparse.ArgumentTypeError: It is empty or blank (it would name no conversation,
+            or silently start a new one).
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty conversation id names no conversation; see `rxchat logs list` "
+            "for the ids, or leave out --cid to start a new conversation"
+        )
+    return text

@@ -19,6 +19,7 @@ from typing import TextIO
 
 from ..stores._paths import private_file
 from ._render import Palette, is_terminal, palette_for
+from ._safe import safe_text
 
 __all__ = ["HISTORY_LENGTH", "Console"]
 
@@ -54,6 +55,11 @@ class Console:
     def palette(self, stream: TextIO) -> Palette:
         """The colours to use on ``stream``."""
         return palette_for(stream, self.env, no_color=self.no_color)
+
+    def shown(self, text: str, stream: TextIO | None = None) -> str:
+        """Model output or stored text as it may be written to ``stream`` (stdout by
+        default): control characters escaped on a terminal (``rxchat.cli._safe``)."""
+        return safe_text(text, is_terminal(self.stdout if stream is None else stream))
 
     def out(self, line: str) -> None:
         """Write a line to stdout."""

@@ -27,6 +27,8 @@ from ..errors import (
     StreamInterrupted,
     StructuredOutputError,
 )
+from ._render import is_terminal
+from ._safe import safe_text
 
 __all__ = ["ExitCode", "exit_code_for", "report_error"]
 
@@ -126,9 +128,13 @@ def report_error(
     if debug:
         stderr.write(_redact("".join(traceback.format_exception(error)), secrets))
     message = str(error) or type(error).__name__
+    if isinstance(error, ConversationNotFoundError):  # the CLI's words, not the API's
+        message = (f"No logged conversation {error.conversation_id!r}; list them with "
+                   "`rxchat logs list`.")
     if not isinstance(error, RxChatError):
         message = f"unexpected {type(error).__name__}: {message} (rerun with --debug to see where)"
-    stderr.write(paint(f"rxchat: {one_line(message + hint, secrets)}") + "\n")
+    line = safe_text(one_line(message + hint, secrets), is_terminal(stderr))  # may quote
+    stderr.write(paint(f"rxchat: {line}") + "\n")  # a server: no raw escapes
     stderr.flush()
     return exit_code_for(error)
 

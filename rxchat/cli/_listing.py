@@ -8,11 +8,16 @@ the default provider's model id would be a 404 there).
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._client import ChatClient
 from .._http import transport as _transport
-from ..errors import AuthenticationError, BadRequestError
+from .._http.neterrors import redirect_target
+from .._wire.json import loads as json_loads
+from ..errors import APIStatusError, AuthenticationError, BadRequestError
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["list_models"]
 
@@ -36,15 +41,12 @@ def list_models(client: ChatClient) -> list[str]:
     """
     url = f"{client.base_url}/models"
     headers = {**client.build_headers(), "Accept": "application/json"}
-    try:  # not streamed: the body has been read when get() returns
-        response = client.session.get(url, headers=headers, timeout=LIST_TIMEOUT)
-    except Exception as exc:
-        raise client.redact_error(_transport.translate(exc, url, reading=False)) from None
+    response = _get(client, url, headers)
     with contextlib.closing(response):
         status = response.status_code
         try:
-            body: Any = response.json() if response.ok else None
-        except ValueError:  # not JSON
+            body: Any = json_loads(response.text) if response.ok else None
+        except ValueError:  # not JSON, or nested too deeply
             body = None
     if status in (401, 403):
         raise AuthenticationError(status, "", f"The server at {url} refused the API key "
@@ -54,3 +56,32 @@ def list_models(client: ChatClient) -> list[str]:
         raise BadRequestError(status, "", f"{url} did not answer with a model list "
                               f"(HTTP {status}).")
     return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+
+
+def _get(client: ChatClient, url: str, headers: dict[str, str]) -> requests.Response:
+    """GET ``url``, following redirects only within its origin (as completions do), so
+    the key is never sent to another host.
+
+    Raises:
+        APIConnectionError: The server could not be reached.
+        APIStatusError: A redirect to another origin, or too many redirects.
+    """
+    target = url
+    for _hop in range(_transport.MAX_REDIRECTS + 1):
+        try:  # not streamed: the body has been read when get() returns
+            response = client.session.get(
+                target, headers=headers, timeout=LIST_TIMEOUT, allow_redirects=False
+            )
+        except Exception as exc:
+            raise client.redact_error(
+                _transport.translate(exc, target, reading=False)
+            ) from None
+        location = response.headers.get("location")
+        if not response.is_redirect or not location:
+            return response
+        response.close()
+        target = redirect_target(response.status_code, target, location, "/models")
+    raise APIStatusError(
+        response.status_code, "", f"{url} redirected more than "
+        f"{_transport.MAX_REDIRECTS} times; set base_url to the final address.",
+    )

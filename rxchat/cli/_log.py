@@ -30,12 +30,19 @@ def open_store(args: argparse.Namespace, env: Mapping[str, str]) -> SQLiteStore 
     """The store to log to, or None with ``--no-log`` (and nothing to continue).
 
     Raises:
-        StoreError: The database cannot be opened.
+        StoreError: The database cannot be opened (the message suggests ``--no-log``).
     """
     wanted = getattr(args, "continue_latest", False) or getattr(args, "cid", None)
     if args.no_log and not wanted:
         return None
-    return SQLiteStore(data_dir(env) / "conversations.db")
+    try:
+        return SQLiteStore(data_dir(env) / "conversations.db")
+    except StoreError as exc:
+        if args.no_log or type(exc) is not StoreError:
+            raise
+        raise StoreError(  # e.g. a read-only data directory: say how to go on anyway
+            f"{exc} To go on without logging the conversation, add --no-log."
+        ) from exc
 
 
 def history_path(args: argparse.Namespace, env: Mapping[str, str]) -> Path | None:

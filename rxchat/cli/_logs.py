@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from .._models import Message
+from .._wire.text import valid_text
 from ..stores import ConversationStore, ConversationSummary, SQLiteStore, data_dir
 from ._console import Console
 from ._errors import ExitCode
@@ -36,14 +37,13 @@ def _search(store: ConversationStore, args: argparse.Namespace, console: Console
 def _show(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
     conversation = store.get(args.id)
     palette = console.palette(console.stdout)
-    console.out(palette.bold(conversation.title or "(untitled)"))
+    console.out(palette.bold(console.shown(conversation.title or "(untitled)")))
     usage = conversation.usage
     tokens = f", {usage.total_tokens} tokens" if usage is not None else ""
-    console.out(palette.dim(
-        f"{conversation.id}  {_when(conversation)}  {conversation.model or '-'}{tokens}"
-    ))
+    model = console.shown(conversation.model or "-")
+    console.out(palette.dim(f"{conversation.id}  {_when(conversation)}  {model}{tokens}"))
     for message in conversation.messages:
-        console.out(describe_message(message, palette))
+        console.out(describe_message(message, palette, console.shown))
 
 
 def _export(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
@@ -78,24 +78,29 @@ def run_logs(args: argparse.Namespace, console: Console) -> int:
     return ExitCode.OK
 
 
-def describe_message(message: Message, palette: Palette) -> str:
+def describe_message(
+    message: Message, palette: Palette, shown: Callable[[str], str] = valid_text
+) -> str:
     """One message as ``who: text``, with reasoning dimmed and tool calls named.
 
     Args:
         message: Any message of a conversation.
         palette: The styles of the stream it is written to.
+        shown: Makes the message's own text safe for that stream (`Console.shown`:
+            control characters escaped on a terminal); styles are added after it.
 
     Returns:
         The line(s) to print.
     """
-    who = {"user": "you", "assistant": "assistant"}.get(message.role, message.role)
-    text = message.content or ""
+    role = shown(message.role)
+    who = {"user": "you", "assistant": "assistant"}.get(role, role)
+    text = shown(message.content or "")
     for call in message.tool_calls:
-        text += f" [calls {call.function.name}({call.function.arguments})]"
+        text += shown(f" [calls {call.function.name}({call.function.arguments})]")
     if message.finish_reason == "cancelled":
         text += " [cancelled]"
     if message.reasoning_content:
-        text = palette.dim(f"(thinking: {message.reasoning_content}) ") + text
+        text = palette.dim(f"(thinking: {shown(message.reasoning_content)}) ") + text
     return f"{palette.bold(who)}: {text.strip()}"
 
 
@@ -109,7 +114,7 @@ def _print_summaries(
     for summary in summaries:
         count = f"{summary.message_count} msg"
         console.out(f"{summary.id}  {palette.dim(_when(summary))}  {count:>7}  "
-                    f"{summary.title or '(untitled)'}")
+                    f"{console.shown(summary.title or '(untitled)')}")
 
 
 def _when(summary: ConversationSummary) -> str:

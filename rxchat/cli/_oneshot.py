@@ -21,6 +21,7 @@ from .._models import ChatCompletionParams, Message, MessageLike
 from .._offline.model import offline_reply
 from .._offline.server import FakeServer
 from .._stream import create_stream_completion
+from .._wire.text import valid_message
 from ..errors import ConfigurationError, StoreConflict
 from ..stores import ConversationStore
 from ._backend import connect, offline_notice
@@ -135,7 +136,8 @@ def _ask_and_log(
         outcome.cancelled
     ):
         reply = replace(outcome.message, role="assistant", index=0)
-        _log_exchange(console, store, conversation_id, history, (*messages, reply), model)
+        logged = tuple(map(valid_message, (*messages, reply)))  # stdin may hold lone
+        _log_exchange(console, store, conversation_id, history, logged, model)  # surrogates
     return outcome, view
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from .._models import Message, Usage
+from ._safe import safe_text
 
 __all__ = ["Palette", "ReplyView", "format_stats", "is_terminal", "palette_for"]
 
@@ -132,6 +133,8 @@ class ReplyView:
         self._spinning = False
         self._mode: str | None = None
         self._line_open = {id(answer): False, id(side): False}
+        self._terminal = {id(answer): is_terminal(answer), id(side): is_terminal(side)}
+        self._held = {id(answer): "", id(side): ""}  # half a surrogate pair, until the rest
 
     def tick(self) -> None:
         """Draw the next spinner frame while nothing has arrived yet."""
@@ -170,9 +173,14 @@ class ReplyView:
         self._emit(self._answer, text)
 
     def _emit(self, stream: TextIO, text: str) -> None:
-        stream.write(text)
+        key = id(stream)
+        text, self._held[key] = self._held[key] + text, ""
+        if text and "\ud800" <= text[-1] <= "\udbff":  # the pair may end in the next delta
+            text, self._held[key] = text[:-1], text[-1]
+        stream.write(safe_text(text, self._terminal[key]))  # model output: no raw escapes
         stream.flush()
-        self._line_open[id(stream)] = not text.endswith("\n")
+        if text:
+            self._line_open[key] = not text.endswith("\n")
 
     def _clear_spinner(self) -> None:
         if self._spinning:
@@ -180,6 +188,10 @@ class ReplyView:
             self._spinning = False
 
     def _end_line(self, stream: TextIO) -> None:
+        if self._held.get(id(stream)):  # a lone half of a pair at the end: U+FFFD
+            self._held[id(stream)] = ""
+            stream.write("\ufffd")
+            self._line_open[id(stream)] = True
         if self._line_open.get(id(stream)):
             stream.write("\n")
             self._line_open[id(stream)] = False

@@ -118,7 +118,7 @@ def _history(chat: Chat, _arg: str) -> bool:
     if not chat.session.messages:
         chat.say("[no messages yet]")
     for message in chat.session.messages:
-        chat.console.out(describe_message(message, chat.palette))
+        chat.console.out(describe_message(message, chat.palette, chat.console.shown))
     return False
 
 

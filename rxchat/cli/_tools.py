@@ -25,6 +25,7 @@ from .._tools.tools import Tool, tool_table
 from ..errors import ConfigurationError
 from ._console import Console
 from ._render import ReplyView
+from ._safe import escape_controls
 
 __all__ = ["MainThreadTask", "ToolDesk", "load_tools"]
 
@@ -140,5 +141,6 @@ def _signature(call: ToolCall) -> str:
 
 
 def _cut(text: str) -> str:
-    text = " ".join(text.split())
+    """Model-written text (arguments, results) as one short line, controls escaped."""
+    text = escape_controls(" ".join(text.split()))
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"

@@ -94,8 +94,8 @@ def test_logs_list_show_search_export_and_rm(fake: FakeServer, data: Path,
     assert run(data, "logs", "rm", owls).out == f"Deleted conversation {owls}.\n"
     missing = run(data, "logs", "show", owls)
     assert missing.status == ExitCode.USAGE and missing.out == ""
-    assert missing.err == (f"rxchat: No conversation '{owls}' in this store; "
-                           "`rxchat logs list` shows the stored ones.\n")
+    assert missing.err == (f"rxchat: No logged conversation '{owls}'; list them with "
+                           "`rxchat logs list`.\n")
 
 
 def test_no_log_leaves_nothing_and_c_without_a_log_is_one_line(

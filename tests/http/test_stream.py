@@ -293,7 +293,8 @@ def test_request_body_and_headers(server: FakeServer) -> None:
 
 def test_params_model_wins_over_client_model(server: FakeServer, client: ChatClient) -> None:
     server.enqueue(Reply.text("ok"))
-    collect(stream(client, {"model": "deepseek-ai/DeepSeek-R1", "messages": []}))
+    hi = [{"role": "user", "content": "hi"}]
+    collect(stream(client, {"model": "deepseek-ai/DeepSeek-R1", "messages": hi}))
     assert server.requests[0].json["model"] == "deepseek-ai/DeepSeek-R1"
 
 

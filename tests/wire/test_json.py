@@ -18,6 +18,8 @@ def outcome(text: str) -> tuple[str, str]:
     """The value (repr: types and key order count) or the exception type."""
     try:
         return "value", repr(_json.loads(text))
+    except _json.NestingTooDeepError:  # json.loads's RecursionError, given a name and a message
+        return "error", "RecursionError"
     except (ValueError, RecursionError) as exc:
         return "error", type(exc).__name__
 
@@ -84,3 +86,15 @@ def test_any_json_document_parses_the_same(value: Any, ascii_only: bool) -> None
 @given(text=st.text(alphabet='{}[]":,0123456789.eE-+ truefalsnNaIiy\\u', max_size=40))
 def test_any_text_parses_or_fails_the_same(text: str) -> None:
     assert outcome(text) == reference(text)
+
+
+@pytest.mark.parametrize("depth", [2000, 100_000])
+def test_deep_nesting_is_a_value_error_saying_so(depth: int) -> None:
+    with pytest.raises(_json.NestingTooDeepError, match="nested too deeply"):
+        _json.loads("[" * depth + "]" * depth)
+
+
+def test_without_orjson_deep_nesting_is_refused_before_parsing() -> None:
+    with pytest.raises(_json.NestingTooDeepError):
+        _json._checked_loads("[" * 100_000 + "]" * 100_000)
+    assert _json._checked_loads('["' + "[" * 2000 + '"]') == ["[" * 2000]  # in a string
