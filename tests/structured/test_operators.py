@@ -214,3 +214,28 @@ def test_partial_arguments_emits_each_calls_value_as_it_grows() -> None:
     assert values(results.messages) == [
         (220, ("c1", {"q": "r"})), (230, ("c1", {"q": "rx"})), (240, ("c2", {})),
     ]
+
+
+@dataclass
+class Node:
+    name: str
+    children: list[Node]
+
+
+def test_a_dataclass_that_contains_itself_is_refused_with_a_way_out() -> None:
+    with pytest.raises(ConfigurationError, match="contains itself"):
+        rxchat.response_format(Node)
+
+
+@pytest.mark.parametrize("disposed", [205, 215, 225, 235])
+def test_disposing_at_any_moment_ends_the_source_subscription_there(disposed: int) -> None:
+    scheduler = TestScheduler()
+    xs = scheduler.create_hot_observable(
+        *[on_next(210 + 10 * i, Message(content=p))
+          for i, p in enumerate(['[{"a": 1}', ", 2", ", 3]"])],
+        on_completed(250),
+    )
+    results = scheduler.start(lambda: xs.pipe(rxops.json_items(schema={"type": "array"})),
+                              disposed=disposed)
+    assert xs.subscriptions == [subscribe(200, disposed)]
+    assert all(m.time < disposed for m in results.messages)
