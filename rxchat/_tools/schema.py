@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from contextvars import ContextVar
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from enum import Enum
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints, is_typeddict
 
