@@ -239,3 +239,22 @@ def test_disposing_at_any_moment_ends_the_source_subscription_there(disposed: in
                               disposed=disposed)
     assert xs.subscriptions == [subscribe(200, disposed)]
     assert all(m.time < disposed for m in results.messages)
+
+
+def test_everything_works_without_pydantic() -> None:
+    import subprocess
+    import sys
+
+    program = (
+        "import sys; sys.modules['pydantic'] = None  # import pydantic now fails\n"
+        "import dataclasses, reactivex, rxchat\n"
+        "from rxchat import operators as rxops\n"
+        "@dataclasses.dataclass\n"
+        "class A:\n    x: int\n"
+        "rxchat.response_format(A)\n"
+        "source = reactivex.of(rxchat.Message(content='{\"x\": 1}'))\n"
+        "print(source.pipe(rxops.parsed(A)).run())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.strip() == "A(x=1)", done.stderr
