@@ -50,7 +50,7 @@ class _Maker:
         options = resolved.get("anyOf") or resolved.get("oneOf")
         if isinstance(options, list) and options:
             chosen = [o for o in options if not self._is_null(o)] or options
-            return self.make(chosen[0] if depth < _MAX_DEPTH else options[-1], name, depth)
+            return self.make(chosen[0] if depth < _MAX_DEPTH else options[-1], name, depth + 1)
         if "const" in resolved:
             return resolved["const"]
         if isinstance(resolved.get("enum"), list) and resolved["enum"]:

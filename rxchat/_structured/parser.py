@@ -155,7 +155,7 @@ class JSONStream:
             elif tail or not self.done:
                 raise Mismatch("the reply ended before the JSON value was complete", None)
         except Mismatch as problem:
-            raise self._error(problem.message, problem.path) from None
+            raise self._error(problem.message, problem.path, ended=True) from None
         return self.value
 
     # -- the grammar -----------------------------------------------------------------
@@ -388,13 +388,15 @@ class JSONStream:
             self.value = text
         self._changed = True
 
-    def _error(self, message: str, path: tuple[Any, ...] | None) -> StructuredOutputError:
+    def _error(self, message: str, path: tuple[Any, ...] | None, *, ended: bool = False
+               ) -> StructuredOutputError:
         where = "$" if path is None else format_path(path)
         what = "failed" if path is None else f"does not fit at {where}"
+        advice = ("Ask again; a reply cut off by its length needs a larger max_tokens."
+                  if ended else "The stream was stopped there: ask again, or loosen the schema.")
         return StructuredOutputError(
-            f"The structured reply {what}: {message}. Ask again (the stream was stopped "
-            "there), or loosen the schema.", text=self.text, errors=(f"{where}: {message}",),
-            path=None if path is None else where,
+            f"The structured reply {what}: {message}. {advice}", text=self.text,
+            errors=(f"{where}: {message}",), path=None if path is None else where,
         )
 
 

@@ -30,7 +30,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddic
 
 from .._tools.schema import schema_of
 from ..errors import ConfigurationError, StructuredOutputError
-from .validate import SchemaChecker, format_path
+from .validate import Mismatch, SchemaChecker, format_path
 
 __all__ = ["Structured", "as_structured", "response_format", "strict_schema"]
 
@@ -67,8 +67,14 @@ class Structured:
         Raises:
             StructuredOutputError: It does not fit (says where and what).
         """
-        value = _without_strict_nulls(value, self.written, SchemaChecker(self.written))
-        problem = SchemaChecker(self.written).check(value, self.written)
+        checker = SchemaChecker(self.written)
+        try:
+            value = _without_strict_nulls(value, self.written, checker)
+            problem = checker.check(value, self.written)
+        except (Mismatch, RecursionError) as exc:  # a schema whose $ref loops
+            raise StructuredOutputError(
+                f"The schema {self.name!r} cannot be checked: {exc}. Fix its $ref.",
+                text=text) from None
         if problem is not None:
             where, what = format_path(problem[0]), problem[1]
             raise StructuredOutputError(

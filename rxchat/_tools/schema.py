@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from enum import Enum
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints, is_typeddict
 
@@ -71,8 +72,24 @@ def schema_of(hint: Any) -> dict[str, Any]:
     raise TypeError(f"the type {hint!r} has no JSON Schema")
 
 
+_BUILDING: ContextVar[frozenset[type]] = ContextVar("_BUILDING", default=frozenset())
+"""The record types whose schema is being built (a type inside itself is refused)."""
+
+
 def _record_schema(cls: type) -> dict[str, Any]:
     """A dataclass's or TypedDict's object schema: a property per field."""
+    building = _BUILDING.get()
+    if cls in building:
+        raise TypeError(f"the type {cls.__name__} contains itself, which has no inline JSON "
+                        "Schema here; pass a pydantic model or a JSON Schema dict with $defs")
+    token = _BUILDING.set(building | {cls})
+    try:
+        return _fields_schema(cls)
+    finally:
+        _BUILDING.reset(token)
+
+
+def _fields_schema(cls: type) -> dict[str, Any]:
     hints = get_type_hints(cls)
     if dataclasses.is_dataclass(cls):
         fields = [f for f in dataclasses.fields(cls) if f.init]

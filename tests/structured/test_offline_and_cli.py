@@ -101,3 +101,63 @@ def test_cli_ask_with_a_reply_that_does_not_fit_is_status_8(tmp_path: Path) -> N
 def test_cli_ask_with_a_bad_schema_is_a_usage_error(tmp_path: Path) -> None:
     status, _out, err = _run("ask", "--no-log", "--schema", str(tmp_path / "none.json"), "hi")
     assert status == ExitCode.USAGE and "--schema" in err
+
+
+def _fits_whole(value: Any, schema: dict[str, Any]) -> bool:
+    return SchemaChecker(schema).check(value, schema) is None
+
+
+def _fits_part_by_part(text: str, schema: dict[str, Any], cuts: list[int]) -> bool:
+    from rxchat._structured.parser import JSONStream
+    from rxchat.errors import StructuredOutputError
+
+    stream = JSONStream(SchemaChecker(schema))
+    points = sorted({c % (len(text) + 1) for c in cuts})
+    try:
+        for a, b in zip([0, *points], [*points, len(text)], strict=True):
+            stream.feed(text[a:b])
+        stream.close()
+    except StructuredOutputError:
+        return False
+    return True
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([1.5, "a", "b", "ab"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["a", "b", "c", "ab"]), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _object(props: dict[str, Any], required: list[str], closed: bool) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props,
+                              "required": [k for k in required if k in props]}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+varied_schemas = st.recursive(
+    st.sampled_from([{"type": "string"}, {"type": "integer"}, {"type": "number"},
+                     {"type": "boolean"}, {"type": "null"}, {"enum": ["a", "ab"]},
+                     {"enum": ["b", 1]}, {"const": "a"}, {}, {"type": ["string", "null"]}]),
+    lambda inner: st.builds(lambda s: {"type": "array", "items": s}, inner)
+    | st.builds(_object, st.dictionaries(st.sampled_from(["a", "b", "ab"]), inner, max_size=3),
+                st.lists(st.sampled_from(["a", "b", "ab"]), max_size=3), st.booleans())
+    | st.builds(lambda a, b: {"anyOf": [a, b]}, inner, inner),
+    max_leaves=8,
+)
+varied_schemas = varied_schemas | varied_schemas.map(
+    lambda d: {"$defs": {"D": d}, "$ref": "#/$defs/D"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(varied_schemas, json_values, st.lists(st.integers(0, 10**6), max_size=6))
+def test_checking_part_by_part_agrees_with_checking_the_whole(
+    schema: dict[str, Any], value: Any, cuts: list[int]
+) -> None:
+    for candidate in (value, instance_of(schema, "a b")):
+        text = json.dumps(candidate)
+        assert _fits_part_by_part(text, schema, cuts) == _fits_whole(candidate, schema), (
+            candidate)

@@ -214,3 +214,47 @@ def test_partial_arguments_emits_each_calls_value_as_it_grows() -> None:
     assert values(results.messages) == [
         (220, ("c1", {"q": "r"})), (230, ("c1", {"q": "rx"})), (240, ("c2", {})),
     ]
+
+
+@dataclass
+class Node:
+    name: str
+    children: list[Node]
+
+
+def test_a_dataclass_that_contains_itself_is_refused_with_a_way_out() -> None:
+    with pytest.raises(ConfigurationError, match="contains itself"):
+        rxchat.response_format(Node)
+
+
+@pytest.mark.parametrize("disposed", [205, 215, 225, 235])
+def test_disposing_at_any_moment_ends_the_source_subscription_there(disposed: int) -> None:
+    scheduler = TestScheduler()
+    xs = scheduler.create_hot_observable(
+        *[on_next(210 + 10 * i, Message(content=p))
+          for i, p in enumerate(['[{"a": 1}', ", 2", ", 3]"])],
+        on_completed(250),
+    )
+    results = scheduler.start(lambda: xs.pipe(rxops.json_items(schema={"type": "array"})),
+                              disposed=disposed)
+    assert xs.subscriptions == [subscribe(200, disposed)]
+    assert all(m.time < disposed for m in results.messages)
+
+
+def test_everything_works_without_pydantic() -> None:
+    import subprocess
+    import sys
+
+    program = (
+        "import sys; sys.modules['pydantic'] = None  # import pydantic now fails\n"
+        "import dataclasses, reactivex, rxchat\n"
+        "from rxchat import operators as rxops\n"
+        "@dataclasses.dataclass\n"
+        "class A:\n    x: int\n"
+        "rxchat.response_format(A)\n"
+        "source = reactivex.of(rxchat.Message(content='{\"x\": 1}'))\n"
+        "print(source.pipe(rxops.parsed(A)).run())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.strip() == "A(x=1)", done.stderr

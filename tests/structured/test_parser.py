@@ -18,7 +18,7 @@ from rxchat.errors import StructuredOutputError
 _scalars = (
     st.none() | st.booleans() | st.integers(-10**20, 10**20)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
 )
 values = st.recursive(
     _scalars,

@@ -112,3 +112,22 @@ def test_session_takes_the_dict_response_format_returns(server: FakeServer, clie
         assert server.requests[-1].json["response_format"] == sent
     finally:
         session.dispose()
+
+
+def test_awaiting_parsed_and_iterating_items_in_asyncio_debug_mode(
+    server: FakeServer, client: ChatClient
+) -> None:
+    import asyncio
+
+    from rxchat import aio
+
+    server.enqueue(Reply.text('{"xs": [1, 2, 3]}', pieces=6), Reply.text("[4, 5]", pieces=3))
+
+    async def main() -> tuple[Any, list[Any]]:
+        value = await create_stream_completion(PARAMS, client=client).pipe(
+            rxops.parsed({"type": "object"}))
+        items = [item async for item in aio.iterate(
+            create_stream_completion(PARAMS, client=client).pipe(rxops.json_items()))]
+        return value, items
+
+    assert asyncio.run(main(), debug=True) == ({"xs": [1, 2, 3]}, [4, 5])
