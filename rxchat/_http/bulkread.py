@@ -282,7 +282,7 @@ def take_over(raw: Any) -> Takeover | None:
         return None
     # The socket the socket file reads (``SocketIO._sock``): urllib3 has already let
     # go of the connection of a close-delimited response.
-    sock = getattr(getattr(sockfile, "raw", None), "_sock", None)
+    sock: Any = getattr(getattr(sockfile, "raw", None), "_sock", None)
     if type(sock) not in (socket.socket, ssl.SSLSocket):
         return None
     timeout = sock.gettimeout()

@@ -26,6 +26,7 @@ thread (the socket is shut down at once); the command only makes the reader let 
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -171,10 +172,8 @@ class Reactor:
             assert self._thread is not None
             self._thread.start()
         elif wake and writer is not None:
-            try:
+            with contextlib.suppress(OSError):  # full (a wake is pending) or closing
                 writer.send(b"\0")
-            except OSError:  # full (a wake is pending anyway) or closing
-                pass
 
     def _open(self) -> None:
         self._selector = selectors.DefaultSelector()
@@ -269,9 +268,8 @@ class Reactor:
     def _start(self, body: Body) -> None:
         self._bodies.add(body)
         initial = body.takeover.initial
-        if initial:
-            if not self._feed(body, initial) or body.paused:
-                return
+        if initial and (not self._feed(body, initial) or body.paused):
+            return
         self._watch(body)
         self._schedule(body)
         if body.tls and not body.closed and body.sock.pending():
@@ -286,10 +284,8 @@ class Reactor:
     def _unwatch(self, body: Body) -> None:
         if body.registered:
             assert self._selector is not None
-            try:
+            with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(body.sock)
-            except (KeyError, ValueError, OSError):
-                pass
             body.registered = False
 
     def _schedule(self, body: Body) -> None:
