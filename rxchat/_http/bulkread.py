@@ -17,8 +17,8 @@ across 500 idle streams. Only when that wait filled the buffer (bytes arrive fas
 than they are read) does the next read take up to the full size at once, so that a
 fast stream is not read 8 KiB at a time.
 
-This touches private attributes of ``urllib3`` and ``http.client``, so
-`iter_bulk` checks every one it relies on and returns None whenever anything is
+It relies on private attributes of ``urllib3`` and ``http.client``, read only in
+``internals``, which checks every one and gives None whenever anything is
 not as expected (another framing, a ``Content-Encoding``, bytes already read or decoded,
 another response class); the transport then keeps its normal path. At the end of the
 body the connection is handed back to the pool exactly as urllib3 does it.
@@ -29,21 +29,18 @@ from __future__ import annotations
 import http.client
 import io
 import select
-import socket
-import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .chunked import ChunkedDecodeError, ChunkedDecoder
+from .internals import is_chunked, release, socket_file
 
 __all__ = [
     "SocketFileReader",
-    "Takeover",
     "bulk_reader",
     "iter_bulk",
     "iter_dechunked",
     "iter_until_closed",
-    "take_over",
 ]
 
 
@@ -62,7 +59,7 @@ def iter_bulk(raw: Any, size: int) -> tuple[Iterator[bytes], SocketFileReader] |
     read = bulk_reader(raw)
     if read is None:
         return None
-    if raw._fp.chunked:
+    if is_chunked(raw):
         return iter_dechunked(raw, read, size), read
     return iter_until_closed(raw, read, size), read
 
@@ -74,25 +71,8 @@ def bulk_reader(raw: Any) -> SocketFileReader | None:
     Args:
         raw: A ``urllib3.HTTPResponse`` (``requests.Response.raw``) not read yet.
     """
-    fp = getattr(raw, "_fp", None)
-    if type(fp) is not http.client.HTTPResponse or fp.isclosed():
-        return None
-    if fp.chunked:
-        if fp.chunk_left is not None:
-            return None  # http.client already read part of the body
-    elif fp.length is not None or not fp.will_close:
-        return None  # length-framed: http.client keeps the count
-    if getattr(raw, "_fp_bytes_read", None) != 0 or getattr(raw, "_has_decoded_content", True):
-        return None  # urllib3 already read part of the body
-    if getattr(raw, "_decoder", None) is not None or raw.headers.get("content-encoding"):
-        return None
-    buffered = getattr(raw, "_decoded_buffer", None)
-    sockfile = getattr(fp, "fp", None)
-    peek, read1 = getattr(sockfile, "peek", None), getattr(sockfile, "read1", None)
-    if buffered is None or len(buffered) or not callable(peek) or not callable(read1):
-        return None
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
-    return SocketFileReader(peek, read1, sock)
+    parts = socket_file(raw)
+    return SocketFileReader(*parts) if parts is not None else None
 
 
 class SocketFileReader:
@@ -176,7 +156,7 @@ def iter_dechunked(raw: Any, read1: Read, size: int) -> Iterator[bytes]:
     except ChunkedDecodeError as exc:
         raise http.client.IncompleteRead(b"") from exc
     if not decoder.leftover:
-        _release(raw)
+        release(raw)
 
 
 def iter_until_closed(raw: Any, read1: Read, size: int) -> Iterator[bytes]:
@@ -192,107 +172,4 @@ def iter_until_closed(raw: Any, read1: Read, size: int) -> Iterator[bytes]:
     """
     while (data := read1(size)) != b"":
         yield data or b""
-    _release(raw)
-
-
-def _release(raw: Any) -> None:
-    """Mark the body read and return the connection to the pool, as urllib3 does."""
-    fp = raw._fp
-    if fp.chunked:
-        fp.chunk_left = None
-    fp._close_conn()  # http.client's own end-of-body step: drops the socket file
-    if fp.isclosed():
-        raw.release_conn()
-
-
-class Takeover:
-    """The socket of a response whose body a non-blocking reader now owns.
-
-    Attributes:
-        sock: The connection's socket (``socket.socket`` or ``ssl.SSLSocket``), now
-            non-blocking.
-        initial: Body bytes ``http.client`` had already buffered (still framed).
-        framing: ``"chunked"``, ``"length"`` or ``"close"``.
-        length: The body's length for ``"length"``.
-        encoding: The ``Content-Encoding`` (``""``, ``"gzip"`` or ``"deflate"``).
-    """
-
-    def __init__(
-        self, raw: Any, sock: Any, initial: bytes, framing: str, length: int, encoding: str,
-        timeout: float | None,
-    ) -> None:
-        self._raw = raw
-        self.sock = sock
-        self.initial = initial
-        self.framing = framing
-        self.length = length
-        self.encoding = encoding
-        self._timeout = timeout
-
-    def release(self) -> None:
-        """The body was read to its end: hand the connection back to the pool, as
-        urllib3 does, with the socket blocking again (its timeout restored)."""
-        self.sock.settimeout(self._timeout)
-        fp = self._raw._fp
-        if fp.chunked:
-            fp.chunk_left = None
-        elif fp.length is not None:
-            fp.length = 0
-        _release(self._raw)
-
-
-_ENCODINGS = {"": "", "identity": "", "gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
-
-
-def take_over(raw: Any) -> Takeover | None:
-    """Hand the socket of a fresh urllib3 response to a non-blocking reader.
-
-    Accepts a body not read yet, chunked, length- or close-delimited, plain or gzip /
-    deflate encoded, on a plain TCP or TLS socket (``ssl.SSLSocket``). The socket is made
-    non-blocking and the bytes ``http.client`` already buffered are taken out of its
-    socket file (`Takeover.initial`), so that reading the socket itself loses
-    nothing. Anything else (urllib3's ``SSLTransport``: TLS inside an https proxy's
-    TLS; another response class; bytes already read) gives None, and the caller reads
-    the body the blocking way.
-
-    Args:
-        raw: A ``urllib3.HTTPResponse`` (``requests.Response.raw``) not read yet.
-    """
-    fp = getattr(raw, "_fp", None)
-    if type(fp) is not http.client.HTTPResponse or fp.isclosed():
-        return None
-    if fp.chunked:
-        if fp.chunk_left is not None:
-            return None
-        framing, length = "chunked", 0
-    elif fp.length is not None:
-        framing, length = "length", fp.length
-    elif fp.will_close:
-        framing, length = "close", 0
-    else:
-        return None
-    if getattr(raw, "_fp_bytes_read", None) != 0 or getattr(raw, "_has_decoded_content", True):
-        return None
-    encoding = _ENCODINGS.get(raw.headers.get("content-encoding", "").strip().lower())
-    if encoding is None or getattr(raw, "_decoder", None) is not None:
-        return None
-    buffered = getattr(raw, "_decoded_buffer", None)
-    sockfile = getattr(fp, "fp", None)
-    if buffered is None or len(buffered) or not isinstance(sockfile, io.BufferedReader):
-        return None
-    # The socket the socket file reads (``SocketIO._sock``): urllib3 has already let
-    # go of the connection of a close-delimited response.
-    sock: Any = getattr(getattr(sockfile, "raw", None), "_sock", None)
-    if type(sock) not in (socket.socket, ssl.SSLSocket):
-        return None
-    timeout = sock.gettimeout()
-    sock.setblocking(False)
-    try:
-        # The buffered bytes, or (none buffered) one non-blocking read of the socket.
-        ahead = sockfile.peek(1)
-    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        ahead = b""
-    except OSError:
-        ahead = b""  # the reader meets the same error on its first read
-    initial = sockfile.read1(len(ahead)) if ahead else b""
-    return Takeover(raw, sock, initial, framing, length, encoding, timeout)
+    release(raw)

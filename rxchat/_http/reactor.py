@@ -1,6 +1,6 @@
 """The shared reader: one thread, one selector, every open response body.
 
-After its headers arrived, a streamed response hands its socket over (``bulkread.
+After its headers arrived, a streamed response hands its socket over (``internals.
 take_over``: non-blocking, with the bytes ``http.client`` had already buffered) and
 `Reactor` reads it whenever bytes arrive, together with every other open stream:
 
@@ -40,8 +40,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .bulkread import Takeover
 from .chunked import ChunkedDecodeError, ChunkedDecoder
+from .internals import Takeover
 
 __all__ = ["DRAIN_LIMIT", "DRAIN_TIMEOUT", "IDLE_SECONDS", "Body", "BodyOwner", "Reactor",
            "reactor"]

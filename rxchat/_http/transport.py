@@ -38,7 +38,8 @@ import requests
 
 from ..errors import APIConnectionError, APIStatusError, StreamInterrupted
 from .abort import AbortHandle, tracking
-from .bulkread import SocketFileReader, Takeover, iter_bulk, take_over
+from .bulkread import SocketFileReader, iter_bulk
+from .internals import Takeover, take_over
 from .neterrors import proxy_for, redirect_target, translate
 from .pools import Draining, close_session, draining, new_session
 from .redact import redact_headers

@@ -1,8 +1,10 @@
 """The transport's reliance on private urllib3 and http.client internals, fenced.
 
-The bulk read (``_bulkread``), the early drain that returns a finished stream's
-connection and the abort of a stalled TLS handshake (``_abort``) read attributes and
-override methods that urllib3 does not promise. Each quietly falls back when they are
+Every private name of urllib3 and http.client rxchat uses is in one module
+(``rxchat/_http/internals.py``): the shared reader's take-over of a response's socket,
+the bulk read of a stream read on its own thread, the early drain that returns a
+finished stream's connection, and the abort of a stalled TLS handshake read attributes
+and override methods that urllib3 does not promise. Each quietly falls back when they are
 missing, so a dependency upgrade could turn them off unnoticed: these tests fail
 instead. ``.ci/run`` runs them against the oldest urllib3 setup.cfg allows as well.
 """
@@ -21,6 +23,7 @@ from reactivex.scheduler import TimeoutScheduler
 from rxchat import ChatClient, create_stream_completion
 from rxchat._http import abort as _abort
 from rxchat._http import bulkread as _bulkread
+from rxchat._http import internals as _internals
 from rxchat._http import transport as _transport
 from rxchat._offline.replies import Framing
 from rxchat.testing import FakeServer, Reply, chunk, sse_event
@@ -48,15 +51,15 @@ def test_urllib3_is_within_the_pinned_range() -> None:
 
 
 def _takeovers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Record what each call of ``_bulkread.take_over`` returned."""
+    """Record what each call of ``_internals.take_over`` returned."""
     results: list[Any] = []
-    original = _bulkread.take_over
+    original = _internals.take_over
 
     def recording(raw: Any) -> Any:
         results.append(original(raw))
         return results[-1]
 
-    monkeypatch.setattr(_bulkread, "take_over", recording)
+    monkeypatch.setattr(_internals, "take_over", recording)
     monkeypatch.setattr(_transport, "take_over", recording)
     return results
 
