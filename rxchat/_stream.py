@@ -1,9 +1,22 @@
 """create_stream_completion: one streamed chat completion as a cold Observable.
 
-Each subscription is one HTTP request, read by the "threaded SSE reader": a loop that
-runs on the chosen scheduler (a new thread by default), feeds the bytes through the
-SSE and delta decoders, and calls the observer directly. Every ``on_*`` call therefore
-comes from that one loop, in order, never concurrently.
+Each subscription is one HTTP request. Two models read it:
+
+* **shared** (``scheduler=None``, `_Shared`): subscribing queues the request on the
+  send pool (``_concurrency.pool``); after the headers the body's socket is handed to
+  the shared reader (``_http.reactor``), which decodes each read into its deltas and
+  queues them, together, on the stream's `SerialQueue`, drained by the delivery pool:
+  every ``on_*`` call of one subscription in order, never concurrently. A stream whose
+  queue holds `HIGH_WATER` values is paused (not read) until it is down to
+  `LOW_WATER`. What the reader cannot own (TLS inside an https proxy's TLS, another
+  Content-Encoding) is read on a thread of its own (``rxchat-stream``) and delivered
+  the same way.
+* **per attempt** (an explicit ``scheduler``, `_Reader`): a loop that runs on that
+  scheduler feeds the bytes through the SSE and delta decoders and calls the observer
+  directly (e.g. a ``TestScheduler`` in virtual time).
+
+The rest of this docstring describes the per-attempt model; the shared one keeps the
+same retry policy, timeouts and dispose semantics (see `_Shared`).
 
 Each *attempt* is one scheduled action: the first with ``scheduler.schedule``, each
 retry with ``scheduler.schedule_relative(wait, ...)`` (policy in ``_http/retry.py``). So
@@ -58,9 +71,9 @@ __all__ = ["create_stream_completion", "default_client"]
 
 log = logging.getLogger("rxchat")
 
-# A daemon thread per scheduled action (threading.Timer): the first attempt starts at
-# once, a retry after its wait, and cancelling a pending retry ends its thread at once
-# (NewThreadScheduler's timed thread would linger until the due time).
+# The shared model's waits before a retry: a daemon thread per wait (threading.Timer)
+# that only queues the next attempt on the send pool; cancelling a pending retry ends
+# its thread at once (NewThreadScheduler's timed thread would linger until the due time).
 _default_scheduler = TimeoutScheduler()
 _default_lock = threading.Lock()
 _default: tuple[tuple[str | None, ...], ChatClient] | None = None
@@ -103,10 +116,15 @@ def create_stream_completion(
             ``ChatMessage``), ``model``, ``temperature`` and any other field, which is
             passed through unchanged.
         client: Where to send it; by default a client configured from the environment.
-        scheduler: Where each attempt's read loop runs and where the waits before
-            retries are scheduled; by default a new daemon thread per attempt. With a
-            ``reactivex.testing.TestScheduler`` the requests run synchronously inside
-            virtual time, so retry timing can be asserted. Only this argument chooses:
+        scheduler: None (the default) for the shared model: the request is sent
+            from a small pool, the body read by one shared reader thread with every
+            other open stream, and the subscriber called from a small delivery pool
+            (see "Which thread calls your subscriber" in the concepts page). A
+            scheduler selects the per-attempt model instead: each attempt's whole
+            read loop runs as one action on it, and the waits before retries are
+            scheduled on it; with a ``reactivex.testing.TestScheduler`` the requests
+            run synchronously inside virtual time, so retry timing can be asserted.
+            Only this argument chooses:
             the scheduler a subscriber passes to ``subscribe`` (as ``await`` and some
             operators do) is not used, because the read blocks, and must not block an
             event loop or the caller's thread. When that scheduler is an asyncio
