@@ -27,7 +27,7 @@
 
 ``compare(streams)`` runs every kind, each in its own client process against its own
 server process, one after another in the same run
-(``python scale.py compare 200 2000 [--together]``).
+(``python scale.py compare 200 2000 [--together] [--kinds=raw,rxchat,aio,openai]``).
 
 The ideal wall time is ``EVENTS * GAP``: every stream open at once, each delta on time.
 The client raises its soft open-file limit to the hard one when it needs more. Nothing
@@ -527,7 +527,8 @@ def print_comparison(results: list[dict[str, Any]], out: Any = sys.stdout) -> No
 
 def main(argv: list[str]) -> int:
     """``server EVENTS GAP TOGETHER``, ``client URL STREAMS EVENTS [KIND]``,
-    ``run [STREAMS] [--together]`` or ``compare [COUNTS...] [--together]``."""
+    ``run [STREAMS] [--together]`` or
+    ``compare [COUNTS...] [--together] [--kinds=KIND,...]``."""
     kind, *rest = argv or ["run"]
     if kind == "server":
         serve(int(rest[0]), float(rest[1]), int(rest[2]))
@@ -536,7 +537,11 @@ def main(argv: list[str]) -> int:
     elif kind == "compare":
         together = "--together" in rest
         counts = [int(r) for r in rest if r.isdigit()] or [200, 2000]
-        results = compare(counts, together=together)
+        kinds = KINDS
+        for r in rest:
+            if r.startswith("--kinds="):
+                kinds = tuple(k for k in r.split("=", 1)[1].split(",") if k in KINDS)
+        results = compare(counts, together=together, kinds=kinds)
         print(json.dumps(results, indent=2))
         print_comparison(results)
     else:

@@ -325,10 +325,10 @@ class _Reader(Emitter):
             self._observer.on_completed()
 
 
-HIGH_WATER = 256
-"""Values decoded and not yet delivered at which a stream stops being read (its
-subscriber is behind); it is read again when they are down to `LOW_WATER`."""
-LOW_WATER = 64
+HIGH_WATER = 262_144
+"""Bytes of body whose deltas wait for the subscriber, at which a stream stops being
+read (its subscriber is behind); it is read again when they are down to `LOW_WATER`."""
+LOW_WATER = 65_536
 
 
 class _Shared(_Reader):
@@ -538,16 +538,14 @@ class _Shared(_Reader):
                     self._first_delta()
                 else:
                     self._check_first_delta()
-        except RxChatError as exc:
+        except Exception as exc:
             if out:
                 self._emitted = True
-                self._queue.values(out)
-            if self._response is not None:
-                self._log_end(self._response, type(exc).__name__)
-            self._body_failed(exc)
+                self._queue.values(out, len(chunk))
+            self._decode_failed(exc)
             return "stop"
         if out:
-            self._queue.values(out)
+            self._queue.values(out, len(chunk))
         if feed.done:
             self._handle.release()  # aborts no longer touch the connection
             body = self._body
@@ -573,18 +571,27 @@ class _Shared(_Reader):
         out: list[Message] = []
         try:
             feed.end(out)
-        except RxChatError as exc:
+        except Exception as exc:
             if out:
                 self._emitted = True
                 self._queue.values(out)
-            if self._response is not None:
-                self._log_end(self._response, type(exc).__name__)
-            self._body_failed(exc)
+            self._decode_failed(exc)
             return
         if out:
             self._emitted = True
             self._queue.values(out)
         self._finish()
+
+    def _decode_failed(self, exc: Exception) -> None:
+        """Decoding raised: an rxchat error as it is, anything else (a bug) as a
+        ``StreamError`` saying so; never out of the reader."""
+        if not isinstance(exc, RxChatError):
+            exc = StreamError(f"Unexpected failure reading the stream: {exc!r}")
+        if self._response is not None:
+            self._log_end(self._response, type(exc).__name__)
+        if self._client is not None:
+            exc = self._client.redact_error(exc)
+        self._body_failed(exc)
 
     def failed(self, error: BaseException, *, timed_out: bool) -> None:
         """Reading failed: translated as the blocking read would have been."""

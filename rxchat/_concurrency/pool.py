@@ -16,7 +16,8 @@ and with all threads busy at the cap the job waits its turn.
 
 `SerialQueue` is one stream's queue of notifications: run in order, never two at once,
 by whichever pool thread drains it; the values decoded from one read arrive as one
-batch. Its backlog tells the reader when to stop reading the stream (TCP back-pressure).
+batch. Its backlog (the bytes its waiting values were decoded from) tells the reader
+when to stop reading the stream (TCP back-pressure).
 """
 
 from __future__ import annotations
@@ -97,9 +98,10 @@ class WorkerPool:
             if start:
                 self._threads += 1
         if start:
-            self._start()
+            _starter.start(self)
 
     def _start(self) -> None:
+        """Start one thread (already counted); on the caller, or on the starter."""
         thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         try:
             thread.start()
@@ -108,6 +110,7 @@ class WorkerPool:
                 self._threads -= 1
 
     def _run(self) -> None:
+        _starter.keep_alive()
         lock = self._lock
         while True:
             with lock:
@@ -127,6 +130,59 @@ class WorkerPool:
                 log.exception("unexpected error in an rxchat %s thread", self.name)
 
 
+class _Starter:
+    """Starts pool threads for callers that must not wait for it.
+
+    ``Thread.start()`` waits until the new thread runs, which under load (many threads
+    wanting the GIL, a busy machine) takes milliseconds: too long for an event loop's
+    thread, or for a subscribe call. So while any pool has a thread, one
+    ``rxchat-starter`` thread starts the new ones, and a submitter only queues the
+    request. Only when no pool has any thread (the first stream after an idle second)
+    does the submitter start the first thread itself, which then starts the starter.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wanted = threading.Condition(self._lock)
+        self._pending: deque[WorkerPool] = deque()
+        self._alive = False
+
+    def start(self, pool: WorkerPool) -> None:
+        """Start one thread of ``pool`` (already counted), without waiting if possible."""
+        with self._lock:
+            if self._alive:
+                self._pending.append(pool)
+                self._wanted.notify()
+                return
+        pool._start()
+
+    def keep_alive(self) -> None:
+        """Called by each new pool thread: make sure the starter runs."""
+        with self._lock:
+            if self._alive:
+                return
+            self._alive = True
+        thread = threading.Thread(target=self._run, name="rxchat-starter", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter shutting down
+            with self._lock:
+                self._alive = False
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending:
+                    if not self._wanted.wait(IDLE_SECONDS) and not self._pending and not any(
+                        pool.threads for pool in list(_pools.values())
+                    ):
+                        self._alive = False
+                        return
+                pool = self._pending.popleft()
+            pool._start()
+
+
+_starter = _Starter()
 _pools: dict[str, WorkerPool] = {}
 _pools_lock = threading.Lock()
 
@@ -158,7 +214,7 @@ class SerialQueue:
     """One stream's notifications, run in order and never concurrently on a pool.
 
     Values come in batches (`values`), terminal or other work as plain calls
-    (`call`). `backlog` counts the values waiting; when a drain brings it down to
+    (`call`). `backlog` weighs the values waiting; when a drain brings it down to
     `low` after the reader paused (``paused`` set), ``resume`` is called.
 
     Args:
@@ -190,16 +246,23 @@ class SerialQueue:
         self.backlog = 0
         self.paused = False
 
-    def values(self, batch: list[Any]) -> None:
-        """Queue values to pass to ``on_next`` in order."""
-        self._post(_BATCH, batch, len(batch))
+    def values(self, batch: list[Any], weight: int | None = None) -> None:
+        """Queue values to pass to ``on_next`` in order.
+
+        Args:
+            batch: The values.
+            weight: What they count in the backlog (the bytes they were decoded
+                from); their number by default.
+        """
+        count = len(batch) if weight is None else max(1, weight)
+        self._post(_BATCH, (batch, count), count)
 
     def call(self, function: Callable[[], None]) -> None:
         """Queue a call after the values queued so far (a terminal notification)."""
         self._post(_CALL, function, 0)
 
     def pause_over(self, high: int) -> bool:
-        """Whether more than ``high`` values wait; if so, mark the queue paused (the
+        """Whether the backlog is over ``high``; if so, mark the queue paused (the
         reader stops reading until ``resume`` is called)."""
         with self._lock:
             if self.backlog > high and not self.stopped:
@@ -236,8 +299,9 @@ class SerialQueue:
             if kind == _CALL:
                 item()
                 continue
+            batch, weight = item
             try:
-                for value in item:
+                for value in batch:
                     if self.stopped:
                         break
                     on_next(value)
@@ -249,7 +313,7 @@ class SerialQueue:
                 return
             resume = False
             with lock:
-                self.backlog = max(0, self.backlog - len(item))
+                self.backlog = max(0, self.backlog - weight)
                 if self.paused and self.backlog <= self._low:
                     self.paused, resume = False, True
             if resume:

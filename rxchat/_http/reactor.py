@@ -191,7 +191,18 @@ class Reactor:
         except BaseException:  # never leave bodies hanging: fail them all
             log.exception("the rxchat reader failed")
             for body in list(self._bodies):
-                self._fail(body, ConnectionError("the rxchat reader failed"), False)
+                with contextlib.suppress(Exception):
+                    self._fail(body, ConnectionError("the rxchat reader failed"), False)
+            with self._lock:  # the next body starts a new reader
+                self._thread = self._selector = self._wake_r = self._wake_w = None
+                self._woken = False
+                dropped = list(self._commands)
+                self._commands.clear()
+            for _command, body in dropped:
+                with contextlib.suppress(Exception):
+                    if not body.closed:
+                        self._fail(body, ConnectionError("the rxchat reader failed"), False)
+            selector.close()
             raise
 
     def _loop(self, selector: selectors.BaseSelector) -> None:
