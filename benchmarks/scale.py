@@ -425,6 +425,7 @@ def _rxchat_client(url: str, streams: int, events: int) -> dict[str, Any]:
     if first_at:
         first_at[0] = wall + started - first_at[0]  # first delta -> last completion
     sampling.set()
+    by_thread = _cpu_by_thread()  # the pools' threads are still there (idle)
     chat.close()
     return {
         "streams": streams, "events": events, "all_ended": ended,
@@ -435,8 +436,23 @@ def _rxchat_client(url: str, streams: int, events: int) -> dict[str, Any]:
         "peak_threads": peak[0], "peak_rss_mb": _peak_rss_mb(),
         "latency_ms": {"p50": _percentile(latencies, 0.5), "p99": _percentile(latencies, 0.99),
                        "max": max(latencies, default=0.0)},
-        "open_file_limit": limit, **_cpu(),
+        "open_file_limit": limit, "cpu_by_thread_s": by_thread, **_cpu(),
     }
+
+
+def _cpu_by_thread() -> dict[str, float]:
+    """CPU seconds (user + system) of the living threads, summed by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        name = thread.name.split(" ")[0].rstrip("-0123456789") or thread.name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 # --------------------------------------------------------------------------- driver
