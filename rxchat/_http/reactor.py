@@ -120,6 +120,7 @@ class Body:
         self.drain_until = 0.0
         self.closed = False
         self.body_end = False  # the framing's end was read
+        self.in_heap = False  # a read-timeout entry for it is in the heap
 
 
 class Reactor:
@@ -300,9 +301,12 @@ class Reactor:
             body.registered = False
 
     def _schedule(self, body: Body) -> None:
+        # One read-timeout entry per body at most (a stream paused and resumed many
+        # times must not fill the heap); the drain deadline always gets its own.
         if body.draining:
             heapq.heappush(self._deadlines, (body.drain_until, next(self._seq), body))
-        elif body.timeout is not None:
+        elif body.timeout is not None and not body.in_heap:
+            body.in_heap = True
             due = body.last + body.timeout
             heapq.heappush(self._deadlines, (due, next(self._seq), body))
 
@@ -310,17 +314,19 @@ class Reactor:
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             _, _, body = heapq.heappop(deadlines)
-            if body.closed or body.paused:
+            if body.closed:
                 continue
             if body.draining:
                 if now >= body.drain_until:
                     log.debug("closing a connection: its body did not end after [DONE]")
                     self._let_go(body, reuse=False)
                 continue
-            if body.timeout is None:
-                continue
+            body.in_heap = False
+            if body.paused or body.timeout is None:
+                continue  # resuming schedules it again
             due = body.last + body.timeout
             if due > now:
+                body.in_heap = True
                 heapq.heappush(deadlines, (due, next(self._seq), body))
             else:
                 self._fail(body, TimeoutError("timed out"), True)
@@ -449,6 +455,10 @@ class Reactor:
         body.closed = True
         self._unwatch(body)
         self._bodies.discard(body)
+        if len(self._deadlines) > 2 * len(self._bodies) + 64:  # drop closed bodies' entries
+            # In place: `_expire` may be walking this very list.
+            self._deadlines[:] = [entry for entry in self._deadlines if not entry[2].closed]
+            heapq.heapify(self._deadlines)
         reused = False
         if reuse:
             try:
