@@ -270,6 +270,8 @@ def test_a_subscriber_that_is_behind_stops_the_reading(server: FakeServer) -> No
         gate.set()
         assert done.wait(30)
         sub.dispose()
+        # pausing and resuming does not pile up read-timeout entries
+        assert len(reactor()._deadlines) <= 2 * len(reactor()._bodies) + 64
     assert "".join(m.content or "" for m in seen) == " ".join(["w"] * 5000)
 
 

@@ -12,6 +12,7 @@ instead. ``.ci/run`` runs them against the oldest urllib3 setup.cfg allows as we
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -64,7 +65,7 @@ def _takeovers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return results
 
 
-@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+@pytest.mark.parametrize("encoding", ["identity", "gzip", "deflate"])
 @pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("framing", [*FRAMINGS, "length"])
 def test_the_shared_reader_takes_the_socket_over(
@@ -75,9 +76,9 @@ def test_the_shared_reader_takes_the_socket_over(
     body = b"".join(sse_event(chunk(content=word)) for word in ("fast ", "path"))
     body += sse_event(chunk(finish_reason="stop")) + b"data: [DONE]\n\n"
     headers = {"Content-Type": "text/event-stream"}
-    if encoding == "gzip":
-        body = gzip.compress(body)
-        headers["Content-Encoding"] = "gzip"
+    if encoding != "identity":
+        body = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+        headers["Content-Encoding"] = encoding
     with FakeServer(ssl_context=server_tls if scheme == "https" else None) as server:
         server.enqueue(Reply.raw([body], headers=headers, framing=framing))
         with tls_client(server, ca_bundle) as client:
