@@ -98,7 +98,17 @@ def measure_cancel(framing: str, rounds: int) -> dict[str, list[float]]:
                 started = time.perf_counter()
                 sub.dispose()
                 out["dispose_ms"].append((time.perf_counter() - started) * 1e3)
-                reader[0].join(10)
+                if reader[0].name.startswith("rxchat-deliver"):
+                    # The shared model: no thread of its own; "reading stopped" is the
+                    # shared reader letting go of the body.
+                    from rxchat._http.reactor import reactor
+
+                    bodies = reactor()._bodies
+                    deadline = time.perf_counter() + 10
+                    while bodies and time.perf_counter() < deadline:
+                        time.sleep(0.0001)
+                else:
+                    reader[0].join(10)
                 out["thread_ms"].append((time.perf_counter() - started) * 1e3)
                 seen = server.disconnects.get(timeout=10)
                 out["server_ms"].append((seen - started) * 1e3)

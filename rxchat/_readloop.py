@@ -21,7 +21,7 @@ from ._models import Message
 from ._wire.deltas import DeltaDecoder
 from ._wire.sse import ServerSentEvent, SSEDecoder
 
-__all__ = ["Emitter", "ObserverError"]
+__all__ = ["Emitter", "EventFeed", "ObserverError"]
 
 
 class ObserverError(Exception):
@@ -139,3 +139,64 @@ class Emitter:
                 self._on_next(message)
             except Exception as exc:
                 raise ObserverError(exc) from exc
+
+
+class EventFeed:
+    """The decoding of one body without a loop: bytes in, the deltas they finish out.
+
+    The shared reader (``rxchat._http.reactor``) feeds each read here and hands the
+    deltas of that read to the stream's delivery queue together. Same decoders and the
+    same short path as `Emitter._read_events`.
+
+    Args:
+        max_event_bytes: The SSE decoder's event size limit.
+    """
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self._sse = SSEDecoder(max_event_bytes)
+        self._deltas = DeltaDecoder()
+        self.done = False
+
+    def feed(self, chunk: bytes, out: list[Message]) -> None:
+        """Decode ``chunk``; append its deltas to ``out`` (also when it then raises).
+
+        Sets `done` at ``[DONE]`` (what follows is ignored).
+
+        Raises:
+            RxChatError: The stream is malformed or reports an error.
+        """
+        deltas = self._deltas
+        common = deltas.common_delta
+        for event in self._sse.feed_data(chunk):
+            if type(event) is str and (message := common(event)) is not None:
+                out.append(message)
+                continue
+            self._general(event, out)
+            if deltas.done:
+                self.done = True
+                return
+        self._sse.check()
+
+    def end(self, out: list[Message]) -> None:
+        """The body ended: decode what is left.
+
+        Raises:
+            RxChatError: The stream is malformed, reports an error, or was cut off.
+        """
+        for event in self._sse.end():
+            self._general(event, out)
+            if self._deltas.done:
+                self.done = True
+                return
+        self._deltas.check_end()
+
+    def _general(self, event: ServerSentEvent | str, out: list[Message]) -> None:
+        if not (event if isinstance(event, str) else event.data).strip():
+            return
+        if isinstance(event, str):
+            messages, error = self._deltas.decode_data(event)
+        else:
+            messages, error = self._deltas.decode(event)
+        out.extend(messages)
+        if error is not None:
+            raise error

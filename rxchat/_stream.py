@@ -1,9 +1,22 @@
 """create_stream_completion: one streamed chat completion as a cold Observable.
 
-Each subscription is one HTTP request, read by the "threaded SSE reader": a loop that
-runs on the chosen scheduler (a new thread by default), feeds the bytes through the
-SSE and delta decoders, and calls the observer directly. Every ``on_*`` call therefore
-comes from that one loop, in order, never concurrently.
+Each subscription is one HTTP request. Two models read it:
+
+* **shared** (``scheduler=None``, `_Shared`): subscribing queues the request on the
+  send pool (``_concurrency.pool``); after the headers the body's socket is handed to
+  the shared reader (``_http.reactor``), which decodes each read into its deltas and
+  queues them, together, on the stream's `SerialQueue`, drained by the delivery pool:
+  every ``on_*`` call of one subscription in order, never concurrently. A stream whose
+  queue holds `HIGH_WATER` values is paused (not read) until it is down to
+  `LOW_WATER`. What the reader cannot own (TLS inside an https proxy's TLS, another
+  Content-Encoding) is read on a thread of its own (``rxchat-stream``) and delivered
+  the same way.
+* **per attempt** (an explicit ``scheduler``, `_Reader`): a loop that runs on that
+  scheduler feeds the bytes through the SSE and delta decoders and calls the observer
+  directly (e.g. a ``TestScheduler`` in virtual time).
+
+The rest of this docstring describes the per-attempt model; the shared one keeps the
+same retry policy, timeouts and dispose semantics (see `_Shared`).
 
 Each *attempt* is one scheduled action: the first with ``scheduler.schedule``, each
 retry with ``scheduler.schedule_relative(wait, ...)`` (policy in ``_http/retry.py``). So
@@ -26,6 +39,7 @@ idle timeout. No timer thread is needed.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import threading
@@ -40,12 +54,16 @@ from reactivex.scheduler import TimeoutScheduler
 
 from ._client import ChatClient, require_client
 from ._concurrency.loop import deliver_on_loop, loop_of
+from ._concurrency.pool import SerialQueue, delivery_pool, send_pool
 from ._http.abort import AbortHandle
+from ._http.chunked import ChunkedDecodeError
+from ._http.pools import Draining, draining
+from ._http.reactor import Body, reactor
 from ._http.retry import retry_delay
 from ._http.status import status_error
-from ._http.transport import StreamResponse, post_stream
+from ._http.transport import StreamResponse, post_stream, translate
 from ._models import ChatCompletionParams, Message
-from ._readloop import Emitter, ObserverError
+from ._readloop import Emitter, EventFeed, ObserverError
 from ._wire.messages import completion_messages
 from ._wire.params import check_params
 from .errors import APITimeoutError, RxChatError, StreamError
@@ -54,9 +72,9 @@ __all__ = ["create_stream_completion", "default_client"]
 
 log = logging.getLogger("rxchat")
 
-# A daemon thread per scheduled action (threading.Timer): the first attempt starts at
-# once, a retry after its wait, and cancelling a pending retry ends its thread at once
-# (NewThreadScheduler's timed thread would linger until the due time).
+# The shared model's waits before a retry: a daemon thread per wait (threading.Timer)
+# that only queues the next attempt on the send pool; cancelling a pending retry ends
+# its thread at once (NewThreadScheduler's timed thread would linger until the due time).
 _default_scheduler = TimeoutScheduler()
 _default_lock = threading.Lock()
 _default: tuple[tuple[str | None, ...], ChatClient] | None = None
@@ -99,10 +117,15 @@ def create_stream_completion(
             ``ChatMessage``), ``model``, ``temperature`` and any other field, which is
             passed through unchanged.
         client: Where to send it; by default a client configured from the environment.
-        scheduler: Where each attempt's read loop runs and where the waits before
-            retries are scheduled; by default a new daemon thread per attempt. With a
-            ``reactivex.testing.TestScheduler`` the requests run synchronously inside
-            virtual time, so retry timing can be asserted. Only this argument chooses:
+        scheduler: None (the default) for the shared model: the request is sent
+            from a small pool, the body read by one shared reader thread with every
+            other open stream, and the subscriber called from a small delivery pool
+            (see "Which thread calls your subscriber" in the concepts page). A
+            scheduler selects the per-attempt model instead: each attempt's whole
+            read loop runs as one action on it, and the waits before retries are
+            scheduled on it; with a ``reactivex.testing.TestScheduler`` the requests
+            run synchronously inside virtual time, so retry timing can be asserted.
+            Only this argument chooses:
             the scheduler a subscriber passes to ``subscribe`` (as ``await`` and some
             operators do) is not used, because the read blocks, and must not block an
             event loop or the caller's thread. When that scheduler is an asyncio
@@ -126,7 +149,11 @@ def create_stream_completion(
         def start(target: abc.ObserverBase[Message]) -> abc.DisposableBase:
             # Not ``scheduler_``: a blocking read must never run on the subscriber's
             # scheduler (an asyncio loop under ``await``, or the current thread).
-            reader = _Reader(params, client, target, scheduler or _default_scheduler)
+            reader: _Reader
+            if scheduler is None:
+                reader = _Shared(params, client, target, _default_scheduler)
+            else:
+                reader = _Reader(params, client, target, scheduler)
             reader.start()
             return Disposable(reader.dispose)
 
@@ -184,9 +211,7 @@ class _Reader(Emitter):
                 if self._stopped:
                     return
                 delay = self._retry_after(exc, client)
-            self._pending.disposable = self._scheduler.schedule_relative(
-                delay, self._run_attempt
-            )
+            self._retry_later(delay)
         except RxChatError as exc:
             self._error(client.redact_error(exc) if client else exc)
         except ObserverError as failed:  # the subscriber's own bug: passed on as is
@@ -194,6 +219,9 @@ class _Reader(Emitter):
         except Exception as exc:  # never raise out of the reader
             error = StreamError(f"Unexpected failure reading the stream: {exc!r}")
             self._error(client.redact_error(error) if client else error)
+
+    def _retry_later(self, delay: float) -> None:
+        self._pending.disposable = self._scheduler.schedule_relative(delay, self._run_attempt)
 
     def _retry_after(self, exc: RxChatError, client: ChatClient) -> float:
         """The wait before the next attempt.
@@ -304,3 +332,303 @@ class _Reader(Emitter):
         if not self._stopped:
             self._stopped = True
             self._observer.on_completed()
+
+
+HIGH_WATER = 262_144
+"""Bytes of body whose deltas wait for the subscriber, at which a stream stops being
+read (its subscriber is behind); it is read again when they are down to `LOW_WATER`."""
+LOW_WATER = 65_536
+
+
+class _Shared(_Reader):
+    """One subscription in the shared model: sent from the send pool, its body read by
+    the shared reader, its notifications run in order by the delivery pool."""
+
+    def __init__(
+        self,
+        params: ChatCompletionParams | Mapping[str, Any],
+        client: ChatClient | None,
+        observer: abc.ObserverBase[Message],
+        scheduler: abc.SchedulerBase,
+    ) -> None:
+        super().__init__(params, client, observer, scheduler)
+        deliver = self._on_next  # the subscriber's own function (see _readloop)
+        self._queue = SerialQueue(
+            delivery_pool(), deliver, self._observer_failed, self._resume, LOW_WATER
+        )
+        self._on_next = self._post_one
+        self._terminal = False  # a terminal notification is queued
+        self._body: Body | None = None
+        self._feed: EventFeed | None = None
+        self._response: StreamResponse | None = None
+        self._draining: Draining | None = None
+        self._finish_on_release = False
+
+    # -- the subscription ------------------------------------------------------------
+
+    def start(self) -> None:
+        send_pool().submit(self._send)
+
+    def _send(self) -> None:
+        self._run_attempt(self._scheduler)
+
+    def _retry_later(self, delay: float) -> None:
+        def retry(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+            send_pool().submit(self._send)
+
+        self._pending.disposable = self._scheduler.schedule_relative(delay, retry)
+
+    def dispose(self) -> None:
+        self._stopped = True
+        self._queue.stop()
+        self._pending.dispose()
+        self._handle.abort()
+        body = self._body
+        if body is not None:
+            reactor().cancel(body)
+
+    # -- notifications, through the serial queue ------------------------------------
+
+    def _post_one(self, message: Message) -> None:
+        self._queue.values([message])
+
+    def _error(self, error: Exception) -> None:
+        if not self._stopped and not self._terminal:
+            self._terminal = True
+            self._queue.call(lambda: self._deliver_error(error))
+
+    def _complete(self) -> None:
+        if not self._stopped and not self._terminal:
+            self._terminal = True
+            self._queue.call(self._deliver_completed)
+
+    def _deliver_error(self, error: Exception) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._observer.on_error(error)
+
+    def _deliver_completed(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._observer.on_completed()
+
+    def _observer_failed(self, error: Exception) -> None:
+        """The subscriber's ``on_next`` raised: the stream ends with that exception."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._terminal = True
+        self._pending.dispose()
+        self._handle.abort()
+        body = self._body
+        if body is not None:
+            reactor().cancel(body)
+        self._observer.on_error(error)
+
+    def _resume(self) -> None:
+        body = self._body
+        if body is not None and not self._stopped:
+            reactor().resume(body)
+
+    # -- one attempt --------------------------------------------------------------------
+
+    def _attempt(self, client: ChatClient) -> None:
+        handle = self._handle = AbortHandle()
+        if self._stopped:
+            return
+        self._started = time.monotonic()
+        limit = client.first_delta_timeout
+        self._deadline = self._started + limit if limit is not None else float("inf")
+        response = post_stream(
+            client.session,
+            client.completions_url,
+            client.build_body(self._params),
+            client.build_headers(),
+            client.timeout,
+            handle,
+        )
+        handed = False
+        try:
+            if self._stopped:
+                return
+            if response.status_code >= 400:
+                body = client.redact(response.read_text(keep_partial=True))
+                raise status_error(
+                    response.status_code, body, response.headers, client.completions_url
+                )
+            if response.content_type != "text/event-stream":
+                self._read_whole_body(response)
+            else:
+                handed = True
+                self._hand_over(response, client)
+                return
+        except RxChatError as exc:
+            self._log_end(response, type(exc).__name__)
+            if self._stopped:
+                return
+            raise
+        finally:
+            if not handed:
+                response.close()
+        self._end(response)
+
+    def _hand_over(self, response: StreamResponse, client: ChatClient) -> None:
+        """Give the body to the shared reader, or to a thread of its own when the
+        reader cannot own its socket (TLS inside an https proxy's TLS, an encoding
+        other than gzip or deflate)."""
+        takeover = response.take_over()
+        if takeover is None:
+            thread = threading.Thread(
+                target=self._read_on_thread, args=(response, client),
+                name="rxchat-stream", daemon=True,
+            )
+            thread.start()
+            return
+        timeout = client.timeout
+        read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+        self._feed = EventFeed(client.max_event_bytes)
+        self._response = response
+        body = self._body = Body(takeover, self, read_timeout, response.close)
+        reactor().add(body)
+        if self._stopped:  # disposed meanwhile: its cancel may have missed the body
+            reactor().cancel(body)
+
+    def _read_on_thread(self, response: StreamResponse, client: ChatClient) -> None:
+        """The blocking read of one body on its own thread (what the reader cannot own)."""
+        try:
+            done = False
+            try:
+                done = self._read_events(
+                    response.iter_bytes(), client.max_event_bytes, self._check_first_delta
+                )
+            except RxChatError as exc:
+                self._log_end(response, type(exc).__name__)
+                raise
+            finally:
+                keep = done and not self._stopped
+                if not keep:
+                    response.close()
+            if keep:
+                response.finish_after(lambda: self._end(response), client.session)
+            else:
+                self._end(response)
+        except RxChatError as exc:
+            self._body_failed(exc)
+        except Exception as exc:  # never raise out of the reader
+            self._error(client.redact_error(
+                StreamError(f"Unexpected failure reading the stream: {exc!r}")
+            ))
+
+    def _body_failed(self, exc: RxChatError) -> None:
+        """Reading the body failed: try again (before any delta) or pass it on."""
+        if self._stopped:
+            return
+        client = self._client
+        assert client is not None
+        try:
+            delay = self._retry_after(exc, client)
+        except RxChatError as final:
+            self._error(client.redact_error(final))
+            return
+        self._retry_later(delay)
+
+    # -- what the shared reader reports (on its thread) ------------------------------
+
+    def data(self, chunk: bytes) -> str:
+        """Body bytes arrived: decode them and queue their deltas together."""
+        feed = self._feed
+        if self._stopped or feed is None:
+            return "stop"
+        out: list[Message] = []
+        try:
+            feed.feed(chunk, out)
+            if not self._emitted:
+                if out:
+                    self._first_delta()
+                else:
+                    self._check_first_delta()
+        except Exception as exc:
+            if out:
+                self._emitted = True
+                self._queue.values(out, len(chunk))
+            self._decode_failed(exc)
+            return "stop"
+        if out:
+            self._queue.values(out, len(chunk))
+        if feed.done:
+            self._handle.release()  # aborts no longer touch the connection
+            body = self._body
+            if body is not None and body.body_end:
+                # The body's end came with [DONE]: complete once the connection is
+                # back in the pool, so that the next request finds it there.
+                self._finish_on_release = True
+                return "done"
+            if self._client is not None:
+                self._draining = draining(self._client.session)
+                self._draining.enter(-id(self))
+            self._finish()
+            return "done"
+        if self._queue.pause_over(HIGH_WATER):
+            return "pause"
+        return "more"
+
+    def ended(self) -> None:
+        """The body ended before ``[DONE]``: complete if every choice finished."""
+        feed = self._feed
+        if self._stopped or feed is None:
+            return
+        out: list[Message] = []
+        try:
+            feed.end(out)
+        except Exception as exc:
+            if out:
+                self._emitted = True
+                self._queue.values(out)
+            self._decode_failed(exc)
+            return
+        if out:
+            self._emitted = True
+            self._queue.values(out)
+        self._finish()
+
+    def _decode_failed(self, exc: Exception) -> None:
+        """Decoding raised: an rxchat error as it is, anything else (a bug) as a
+        ``StreamError`` saying so; never out of the reader."""
+        if not isinstance(exc, RxChatError):
+            exc = StreamError(f"Unexpected failure reading the stream: {exc!r}")
+        if self._response is not None:
+            self._log_end(self._response, type(exc).__name__)
+        if self._client is not None:
+            exc = self._client.redact_error(exc)
+        self._body_failed(exc)
+
+    def failed(self, error: BaseException, *, timed_out: bool) -> None:
+        """Reading failed: translated as the blocking read would have been."""
+        if self._stopped:
+            return
+        response, client = self._response, self._client
+        if response is None or client is None:
+            return
+        if isinstance(error, ChunkedDecodeError) or (
+            type(error) is ConnectionError and not timed_out
+        ):
+            error = http.client.IncompleteRead(b"")
+        exc = translate(error, response.url, reading=True, timeout=client.timeout)
+        assert isinstance(exc, RxChatError)
+        self._log_end(response, type(exc).__name__)
+        self._body_failed(exc)
+
+    def released(self, reused: bool) -> None:
+        """The reader let go of the body."""
+        if self._draining is not None:
+            self._draining.leave(-id(self))
+            self._draining = None
+        if self._finish_on_release:
+            self._finish()
+        if not reused and self._response is not None and self._terminal:
+            log.debug("closed the connection to %s after the stream", self._response.url)
+
+    def _finish(self) -> None:
+        if self._response is not None:
+            self._log_end(self._response, "disposed" if self._stopped else "completed")
+        self._complete()

@@ -27,8 +27,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .internals import SocketHookHTTPSConnection
 
 __all__ = ["AbortHandle", "TrackedHTTPPool", "TrackedHTTPSPool", "tracking"]
 
@@ -153,15 +155,11 @@ class _TrackedHTTPConnection(_TrackingMixin, HTTPConnection):
     pass
 
 
-class _TrackedHTTPSConnection(_TrackingMixin, HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        # urllib3's step that opens the TCP socket (private; urllib3 is pinned below
-        # 3 and tests/http/test_transport_tls.py fails if this stops being called).
-        sock: socket.socket = super()._new_conn()
+class _TrackedHTTPSConnection(_TrackingMixin, SocketHookHTTPSConnection):
+    def new_socket(self, sock: socket.socket) -> None:
         handle: AbortHandle | None = getattr(_current, "handle", None)
         if handle is not None:
             handle.connecting(sock)
-        return sock
 
 
 class TrackedHTTPPool(HTTPConnectionPool):

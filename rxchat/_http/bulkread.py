@@ -17,8 +17,8 @@ across 500 idle streams. Only when that wait filled the buffer (bytes arrive fas
 than they are read) does the next read take up to the full size at once, so that a
 fast stream is not read 8 KiB at a time.
 
-This touches private attributes of ``urllib3`` and ``http.client``, so
-`iter_bulk` checks every one it relies on and returns None whenever anything is
+It relies on private attributes of ``urllib3`` and ``http.client``, read only in
+``internals``, which checks every one and gives None whenever anything is
 not as expected (another framing, a ``Content-Encoding``, bytes already read or decoded,
 another response class); the transport then keeps its normal path. At the end of the
 body the connection is handed back to the pool exactly as urllib3 does it.
@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .chunked import ChunkedDecodeError, ChunkedDecoder
+from .internals import is_chunked, release, socket_file
 
 __all__ = [
     "SocketFileReader",
@@ -58,7 +59,7 @@ def iter_bulk(raw: Any, size: int) -> tuple[Iterator[bytes], SocketFileReader] |
     read = bulk_reader(raw)
     if read is None:
         return None
-    if raw._fp.chunked:
+    if is_chunked(raw):
         return iter_dechunked(raw, read, size), read
     return iter_until_closed(raw, read, size), read
 
@@ -70,25 +71,8 @@ def bulk_reader(raw: Any) -> SocketFileReader | None:
     Args:
         raw: A ``urllib3.HTTPResponse`` (``requests.Response.raw``) not read yet.
     """
-    fp = getattr(raw, "_fp", None)
-    if type(fp) is not http.client.HTTPResponse or fp.isclosed():
-        return None
-    if fp.chunked:
-        if fp.chunk_left is not None:
-            return None  # http.client already read part of the body
-    elif fp.length is not None or not fp.will_close:
-        return None  # length-framed: http.client keeps the count
-    if getattr(raw, "_fp_bytes_read", None) != 0 or getattr(raw, "_has_decoded_content", True):
-        return None  # urllib3 already read part of the body
-    if getattr(raw, "_decoder", None) is not None or raw.headers.get("content-encoding"):
-        return None
-    buffered = getattr(raw, "_decoded_buffer", None)
-    sockfile = getattr(fp, "fp", None)
-    peek, read1 = getattr(sockfile, "peek", None), getattr(sockfile, "read1", None)
-    if buffered is None or len(buffered) or not callable(peek) or not callable(read1):
-        return None
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
-    return SocketFileReader(peek, read1, sock)
+    parts = socket_file(raw)
+    return SocketFileReader(*parts) if parts is not None else None
 
 
 class SocketFileReader:
@@ -172,7 +156,7 @@ def iter_dechunked(raw: Any, read1: Read, size: int) -> Iterator[bytes]:
     except ChunkedDecodeError as exc:
         raise http.client.IncompleteRead(b"") from exc
     if not decoder.leftover:
-        _release(raw)
+        release(raw)
 
 
 def iter_until_closed(raw: Any, read1: Read, size: int) -> Iterator[bytes]:
@@ -188,14 +172,4 @@ def iter_until_closed(raw: Any, read1: Read, size: int) -> Iterator[bytes]:
     """
     while (data := read1(size)) != b"":
         yield data or b""
-    _release(raw)
-
-
-def _release(raw: Any) -> None:
-    """Mark the body read and return the connection to the pool, as urllib3 does."""
-    fp = raw._fp
-    if fp.chunked:
-        fp.chunk_left = None
-    fp._close_conn()  # http.client's own end-of-body step: drops the socket file
-    if fp.isclosed():
-        raw.release_conn()
+    release(raw)

@@ -83,16 +83,17 @@ class Draining:
         self._changed = threading.Condition()
         self._threads: list[int] = []  # one entry per finishing stream
 
-    def enter(self) -> None:
-        """A stream starts finishing on this thread."""
+    def enter(self, token: int | None = None) -> None:
+        """A stream starts finishing on this thread (or, with ``token``, on the
+        shared reader, named by that token)."""
         with self._changed:
-            self._threads.append(threading.get_ident())
+            self._threads.append(threading.get_ident() if token is None else token)
 
-    def leave(self) -> None:
-        """The stream finishing on this thread is done (its connection is back in
-        the pool, or closed)."""
+    def leave(self, token: int | None = None) -> None:
+        """The stream finishing on this thread (or named ``token``) is done (its
+        connection is back in the pool, or closed)."""
         with self._changed:
-            self._threads.remove(threading.get_ident())
+            self._threads.remove(threading.get_ident() if token is None else token)
             self._changed.notify_all()
 
     def wait(self, timeout: float) -> None:

@@ -39,6 +39,7 @@ import requests
 from ..errors import APIConnectionError, APIStatusError, StreamInterrupted
 from .abort import AbortHandle, tracking
 from .bulkread import SocketFileReader, iter_bulk
+from .internals import Takeover, take_over
 from .neterrors import proxy_for, redirect_target, translate
 from .pools import Draining, close_session, draining, new_session
 from .redact import redact_headers
@@ -204,6 +205,13 @@ class StreamResponse:
         finally:
             if reader is not None:
                 reader.wait = True
+
+    def take_over(self) -> Takeover | None:
+        """Hand the body's socket to a non-blocking reader (``reactor``), or None
+        when this response cannot be read that way (see ``bulkread.take_over``)."""
+        if self._body is not None:
+            return None
+        return take_over(self._response.raw)
 
     def close(self) -> None:
         """Close the response; its connection is closed unless the body was read to

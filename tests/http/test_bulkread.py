@@ -1,5 +1,9 @@
 """The transport's bulk-read fast path (chunked and close-delimited bodies), and when it
-stands aside."""
+stands aside.
+
+This is the path of a stream read on a thread of its own: with an explicit
+``scheduler=`` (here ``PER_STREAM``), and for what the shared reader cannot own. The
+shared reader's path is fenced in ``test_transport_fastpath.py``."""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from reactivex import Observable
+from reactivex.scheduler import TimeoutScheduler
 
-from rxchat import ChatClient, create_stream_completion
+from rxchat import ChatClient, Message, create_stream_completion
 from rxchat._http import bulkread as _bulkread
 from rxchat._http import transport as _transport
 from rxchat._http.bulkread import bulk_reader, iter_dechunked
@@ -20,6 +26,12 @@ from rxchat.testing import STALL, FakeServer, Framing, Reply, chunk, sse_event
 from tests.conftest import FRAMINGS, collect, subscribe
 
 PARAMS: Any = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+PER_STREAM = TimeoutScheduler()  # each attempt read on a thread of its own
+
+
+def threaded(client: ChatClient) -> Observable[Message]:
+    """A stream read on a thread of its own (an explicit scheduler)."""
+    return create_stream_completion(PARAMS, client=client, scheduler=PER_STREAM)
 
 
 @pytest.fixture
@@ -50,7 +62,7 @@ def test_chunked_stream_goes_through_the_bulk_path(
     server: FakeServer, client: ChatClient, bulk_calls: list[int]
 ) -> None:
     server.enqueue(Reply.text("one two three", pieces=3))
-    result = collect(create_stream_completion(PARAMS, client=client))
+    result = collect(threaded(client))
     assert result.completed and bulk_calls == [_transport.READ_SIZE]
     assert "".join(m.content or "" for m in result.messages) == "one two three"
 
@@ -60,7 +72,7 @@ def test_close_delimited_stream_is_read_in_bulk_without_dechunking(
     until_closed_calls: list[int],
 ) -> None:
     server.enqueue(Reply.text("one two", framing="close"))
-    assert collect(create_stream_completion(PARAMS, client=client)).completed
+    assert collect(threaded(client)).completed
     assert bulk_calls == []
     assert until_closed_calls == [_transport.READ_SIZE]
 
@@ -70,7 +82,7 @@ def test_length_framed_stream_keeps_the_normal_path(
     until_closed_calls: list[int],
 ) -> None:
     server.enqueue(Reply.text("one two", framing="length"))
-    assert collect(create_stream_completion(PARAMS, client=client)).content == "one two"
+    assert collect(threaded(client)).content == "one two"
     assert bulk_calls == [] and until_closed_calls == []
 
 
@@ -94,7 +106,7 @@ def _held_per_idle_stream(server: FakeServer, client: ChatClient, framing: Frami
         events = Reply.events([chunk(content="x")], done=False, framing=framing)
         server.enqueue(events.then(STALL, b"0123456789"))
     tracemalloc.start()
-    subscriptions = [subscribe(create_stream_completion(PARAMS, client=client))
+    subscriptions = [subscribe(threaded(client))
                      for _ in range(count)]
     try:
         assert all(result.first.wait(5) for result, _ in subscriptions)
@@ -114,7 +126,7 @@ def test_content_encoding_keeps_the_normal_path(
     body = sse_event(chunk(content="zipped", finish_reason="stop")) + b"data: [DONE]\n\n"
     headers = {"Content-Type": "text/event-stream", "Content-Encoding": "gzip"}
     server.enqueue(Reply.raw(gzip.compress(body), headers=headers))
-    collect(create_stream_completion(PARAMS, client=client))  # the outcome is not ours
+    collect(threaded(client))  # the outcome is not ours
     assert bulk_calls == [] and until_closed_calls == []
 
 
@@ -123,7 +135,7 @@ def test_connection_is_reused_after_a_bulk_read_body(
 ) -> None:
     for _ in range(5):
         server.enqueue(Reply.events([chunk(content="x", finish_reason="stop")], done=False))
-        assert collect(create_stream_completion(PARAMS, client=client)).completed
+        assert collect(threaded(client)).completed
     assert len(bulk_calls) == 5
     assert len({r.client for r in server.requests}) == 1
 
@@ -181,6 +193,6 @@ def test_a_stream_arriving_faster_than_it_is_read_is_read_in_large_pieces(
     monkeypatch.setattr(_bulkread, "bulk_reader", recording)
     body = b"".join(sse_event(chunk(content="x" * 90)) for _ in range(4000))
     server.enqueue(Reply.raw(body + sse_event("[DONE]"), framing=framing))
-    result = collect(create_stream_completion(PARAMS, client=client))
+    result = collect(threaded(client))
     assert result.completed and len(result.messages) == 4000
     assert max(sizes) > 8192 and sum(sizes) >= len(body)

@@ -1,25 +1,32 @@
 """The transport's reliance on private urllib3 and http.client internals, fenced.
 
-The bulk read (``_bulkread``), the early drain that returns a finished stream's
-connection and the abort of a stalled TLS handshake (``_abort``) read attributes and
-override methods that urllib3 does not promise. Each quietly falls back when they are
+Every private name of urllib3 and http.client rxchat uses is in one module
+(``rxchat/_http/internals.py``): the shared reader's take-over of a response's socket,
+the bulk read of a stream read on its own thread, the early drain that returns a
+finished stream's connection, and the abort of a stalled TLS handshake read attributes
+and override methods that urllib3 does not promise. Each quietly falls back when they are
 missing, so a dependency upgrade could turn them off unnoticed: these tests fail
 instead. ``.ci/run`` runs them against the oldest urllib3 setup.cfg allows as well.
 """
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import urllib3
 from reactivex import operators as ops
+from reactivex.scheduler import TimeoutScheduler
 
 from rxchat import ChatClient, create_stream_completion
 from rxchat._http import abort as _abort
 from rxchat._http import bulkread as _bulkread
-from rxchat.testing import FakeServer, Framing, Reply
+from rxchat._http import internals as _internals
+from rxchat._http import transport as _transport
+from rxchat.testing import FakeServer, Framing, Reply, chunk, sse_event
 from tests.conftest import FRAMINGS, PARAMS, collect, tls_client
 
 FAST_PATH = {"chunked": "iter_dechunked", "close": "iter_until_closed"}
@@ -43,6 +50,45 @@ def test_urllib3_is_within_the_pinned_range() -> None:
     assert (2, 3) <= (major, minor) < (3, 0)
 
 
+def _takeovers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record what each call of ``_internals.take_over`` returned."""
+    results: list[Any] = []
+    original = _internals.take_over
+
+    def recording(raw: Any) -> Any:
+        results.append(original(raw))
+        return results[-1]
+
+    monkeypatch.setattr(_internals, "take_over", recording)
+    monkeypatch.setattr(_transport, "take_over", recording)
+    return results
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip", "deflate"])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("framing", [*FRAMINGS, "length"])
+def test_the_shared_reader_takes_the_socket_over(
+    scheme: str, framing: Framing, encoding: str, server_tls: Any, ca_bundle: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results = _takeovers(monkeypatch)
+    body = b"".join(sse_event(chunk(content=word)) for word in ("fast ", "path"))
+    body += sse_event(chunk(finish_reason="stop")) + b"data: [DONE]\n\n"
+    headers = {"Content-Type": "text/event-stream"}
+    if encoding != "identity":
+        body = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+        headers["Content-Encoding"] = encoding
+    with FakeServer(ssl_context=server_tls if scheme == "https" else None) as server:
+        server.enqueue(Reply.raw([body], headers=headers, framing=framing))
+        with tls_client(server, ca_bundle) as client:
+            result = collect(create_stream_completion(PARAMS, client=client))
+    assert result.completed and result.content == "fast path"
+    assert len(results) == 1 and results[0] is not None, (
+        f"{framing} over {scheme} ({encoding}) left the shared reader"
+    )
+    assert results[0].framing == framing
+
+
 @pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("framing", FRAMINGS)
 def test_the_bulk_path_is_taken(
@@ -53,7 +99,8 @@ def test_the_bulk_path_is_taken(
     with FakeServer(ssl_context=server_tls if scheme == "https" else None) as server:
         server.enqueue(Reply.text("fast path", framing=framing))
         with tls_client(server, ca_bundle) as client:
-            result = collect(create_stream_completion(PARAMS, client=client))
+            result = collect(create_stream_completion(
+                PARAMS, client=client, scheduler=TimeoutScheduler()))
     assert result.content == "fast path"
     assert len(readers) == 1, f"{framing} over {scheme} left the bulk path"
     if framing == "chunked":  # the early drain needs the socket to see what arrived

@@ -121,7 +121,7 @@ def test_run_all_quick_measures_every_item(tmp_path: Path) -> None:
         scale = results[key]
         assert scale["completed"] == scale["streams"] and scale["errors"] == 0
         assert scale["peak_threads"] > 1 and scale["latency_ms"]["p99"] > 0
-    assert results["scale_together"]["peak_threads"] > results["scale"]["streams"]
+    assert results["scale_together"]["peak_threads"] <= 64  # threads do not grow with streams
     assert len(results["session"]["us_per_delta"]) == 2
     memory = results["memory"]
     assert set(memory) == {"content", "final_message", "idle", "session"}
