@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from rxchat._http.listing import list_models
+from rxchat.cli._listing import list_models
 
 from rxchat import ChatClient, ChatMessage, create_stream_completion
 from rxchat.errors import APIStatusError, ConfigurationError, StreamError
