@@ -136,6 +136,9 @@ class ChatClient:
             )
         self.base_url = url
         self._api_key = api_key or next((env[v] for v in KEY_VARIABLES if env.get(v)), None)
+        # where the key came from, named in a 401/403 message (the CLI names --api-key)
+        self._key_source: str | None = "the api_key argument" if api_key else next(
+            (f"${v}" for v in KEY_VARIABLES if env.get(v)), None)
         self.model = model or env.get("RXCHAT_MODEL") or DEFAULT_MODEL
         self.timeout = _checked_timeout(timeout)
         self.max_retries = max(0, int(max_retries))
@@ -199,7 +202,9 @@ class ChatClient:
                 "",
                 "No API key is configured: set SILICONFLOW_API_KEY (or RXCHAT_API_KEY "
                 "with RXCHAT_BASE_URL for another provider), or pass "
-                "ChatClient(api_key=...).",
+                "ChatClient(api_key=...). To try rxchat without a key, run `rxchat serve` "
+                "and set RXCHAT_BASE_URL to the URL it prints, or use "
+                "`with rxchat.offline_client() as client:`.",
             )
         return headers
 

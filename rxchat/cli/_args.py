@@ -116,7 +116,7 @@ def _add_conversation(parser: argparse.ArgumentParser) -> None:
     which = group.add_mutually_exclusive_group()
     which.add_argument("-c", "--continue", dest="continue_latest", action="store_true",
                        help="continue the conversation logged last")
-    which.add_argument("--cid", metavar="ID", help="continue the logged conversation ID")
+    which.add_argument("--cid", metavar="ID", help="continue the logged conversation ID (any unique prefix of it)")
 
 
 CLIENT_OPTIONS = ("base_url", "api_key", "model", "system", "temperature", "offline",
@@ -183,16 +183,16 @@ def _add_logs(commands: Any, out: TextIO, err: TextIO) -> None:
                                  out=out, err=err)
     listing.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     show = actions.add_parser("show", help="one conversation's messages", out=out, err=err)
-    show.add_argument("id", metavar="ID")
+    show.add_argument("id", metavar="ID", help="a conversation id, or any unique prefix of it")
     search = actions.add_parser("search", help="conversations containing every word",
                                 out=out, err=err)
     search.add_argument("text", nargs="+", metavar="TEXT")
     search.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     export = actions.add_parser("export", help="one conversation as JSON (a session file "
                                 "that /load reads)", out=out, err=err)
-    export.add_argument("id", metavar="ID")
+    export.add_argument("id", metavar="ID", help="a conversation id, or any unique prefix of it")
     remove = actions.add_parser("rm", help="delete a conversation", out=out, err=err)
-    remove.add_argument("id", metavar="ID")
+    remove.add_argument("id", metavar="ID", help="a conversation id, or any unique prefix of it")
 
 
 def parse_args(argv: Sequence[str], out: TextIO, err: TextIO) -> argparse.Namespace:

@@ -18,7 +18,15 @@ from .._client import ChatClient
 from .._models import Message
 from .._session.session import ChatSession
 from ..errors import ConfigurationError, StoreError
-from ..stores import ConversationStore, SQLiteStore, StoreWriter, attach, data_dir, load_history
+from ..stores import (
+    ConversationStore,
+    SQLiteStore,
+    StoreWriter,
+    attach,
+    data_dir,
+    load_history,
+    resolve_conversation_id,
+)
 
 __all__ = ["ConversationLog", "HISTORY_NAME", "open_store", "resumed", "session_holding"]
 
@@ -53,12 +61,14 @@ def resumed(
 
     Raises:
         ConfigurationError: ``-c`` with no logged conversation yet.
-        ConversationNotFoundError: ``--cid`` names no logged conversation.
+        ConversationNotFoundError: ``--cid`` names no logged conversation (or, as
+            ``AmbiguousConversationIdError``, a prefix of several ids).
     """
     if store is None:
         return None, ()
     if getattr(args, "cid", None):
-        return args.cid, load_history(store, args.cid)
+        conversation_id = resolve_conversation_id(store, args.cid)
+        return conversation_id, load_history(store, conversation_id)
     if getattr(args, "continue_latest", False):
         latest = store.latest()
         if latest is None:

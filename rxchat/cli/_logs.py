@@ -12,7 +12,13 @@ import json
 from collections.abc import Callable, Mapping
 
 from .._models import Message
-from ..stores import ConversationStore, ConversationSummary, SQLiteStore, data_dir
+from ..stores import (
+    ConversationStore,
+    ConversationSummary,
+    SQLiteStore,
+    data_dir,
+    resolve_conversation_id,
+)
 from ._console import Console
 from ._errors import ExitCode
 from ._render import Palette
@@ -33,7 +39,7 @@ def _search(store: ConversationStore, args: argparse.Namespace, console: Console
 
 
 def _show(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
-    conversation = store.get(args.id)
+    conversation = store.get(resolve_conversation_id(store, args.id))
     palette = console.palette(console.stdout)
     console.out(palette.bold(conversation.title or "(untitled)"))
     usage = conversation.usage
@@ -46,12 +52,14 @@ def _show(store: ConversationStore, args: argparse.Namespace, console: Console) 
 
 
 def _export(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
-    console.out(json.dumps(store.export(args.id), ensure_ascii=False, indent=2))
+    conversation_id = resolve_conversation_id(store, args.id)
+    console.out(json.dumps(store.export(conversation_id), ensure_ascii=False, indent=2))
 
 
 def _remove(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
-    store.delete(args.id)
-    console.out(f"Deleted conversation {args.id}.")
+    conversation_id = resolve_conversation_id(store, args.id)
+    store.delete(conversation_id)
+    console.out(f"Deleted conversation {conversation_id}.")
 
 
 ACTIONS: Mapping[str, Action] = {
