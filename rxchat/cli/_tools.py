@@ -86,7 +86,7 @@ def _search_current_directory() -> None:
     entries = {os.path.abspath(entry or os.curdir) for entry in sys.path}
     if here not in entries:
         sys.path.append(here)
-        importlib.invalidate_caches()
+    importlib.invalidate_caches()  # a module written since the last look is found
 
 
 class ToolDesk:

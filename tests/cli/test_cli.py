@@ -187,7 +187,8 @@ def test_no_key_with_another_base_url_fails_instead_of_answering_offline(
     result = run("ask", "--base-url", base_url, "hi", env={})
     assert blocked_network == []
     assert (result.status, result.out) == (status, "")
-    assert says in result.err and "offline" not in result.err
+    assert says in result.err and "offline model" not in result.err  # no fallback notice
+    assert result.err.count("\n") == 1
     env_result = run("ask", "hi", env={"RXCHAT_BASE_URL": base_url})
     assert env_result.status == status
 
