@@ -244,3 +244,12 @@ def test_no_key_reaches_the_examples(monkeypatch: pytest.MonkeyPatch) -> None:
                  "GROQ_API_KEY"):
         monkeypatch.setenv(name, "sk-from-the-developer")
     assert "sk-from-the-developer" not in _clean_env().values()
+
+
+def test_the_sessions_page_shows_state_and_what_cancel_delivers() -> None:
+    """ChatState and session.state are on the sessions page, with a cancelled send()."""
+    blocks = python_blocks(ROOT / "docs" / "sessions.md")
+    shown = [b for b in blocks if "session.state" in b.code and "ChatState" in b.code]
+    assert shown, "docs/sessions.md has no example reading session.state"
+    (block,) = [b for b in shown if "session.cancel()" in b.code]
+    assert any("'cancelled'), 'completed']" in p for p in block.prints)
