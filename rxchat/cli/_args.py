@@ -116,7 +116,8 @@ def _add_conversation(parser: argparse.ArgumentParser) -> None:
     which = group.add_mutually_exclusive_group()
     which.add_argument("-c", "--continue", dest="continue_latest", action="store_true",
                        help="continue the conversation logged last")
-    which.add_argument("--cid", metavar="ID", help="continue the logged conversation ID (any unique prefix of it)")
+    which.add_argument("--cid", metavar="ID",
+                       help="continue the logged conversation ID (any unique prefix of it)")
 
 
 CLIENT_OPTIONS = ("base_url", "api_key", "model", "system", "temperature", "offline",

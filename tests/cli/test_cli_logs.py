@@ -237,7 +237,7 @@ def test_ids_are_taken_by_any_unique_prefix(fake: FakeServer, data: Path) -> Non
     fake.enqueue(Reply.text("More owls."))
     more = run(data, "ask", "--cid", owls[:unique], "--base-url", fake.base_url, "And?")
     assert more.status == 0
-    assert [m["content"] for m in fake.requests[-1].messages][0] == "Tell me about owls"
+    assert fake.requests[-1].messages[0]["content"] == "Tell me about owls"
     ambiguous = run(data, "logs", "show", twins[0][0])
     assert ambiguous.status == ExitCode.USAGE
     assert ambiguous.err.count("\n") == 1 and "ambiguous" in ambiguous.err

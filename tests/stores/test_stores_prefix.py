@@ -43,7 +43,7 @@ def sharing_a_first_digit(store: ConversationStore) -> tuple[str, list[str]]:
 
 
 def test_a_unique_prefix_gives_the_whole_id(store: ConversationStore) -> None:
-    first, twins = sharing_a_first_digit(store)
+    _, twins = sharing_a_first_digit(store)
     for conversation_id in twins:
         common = next(n for n in range(1, 33) if all(
             t[:n] != conversation_id[:n] for t in twins if t != conversation_id))
