@@ -187,12 +187,21 @@ def _invalid(body: Any) -> tuple[str, str | None] | None:
     if not body["messages"]:
         return "Invalid 'messages': empty array. Expected an array with minimum length 1, " \
             "but got an empty array instead.", "messages"
+    for number, message in enumerate(body["messages"]):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            return (f"Invalid 'messages[{number}]': expected an object with a 'role', got "
+                    f"{json.dumps(message)[:60]}.", f"messages[{number}]")
     n = body.get("n")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int)
                           or not 1 <= n <= MAX_CHOICES):
         return f"Invalid 'n': {n!r}; give a whole number from 1 to {MAX_CHOICES}.", "n"
     choice = body.get("tool_choice")
-    if choice is None or choice in ("auto", "none", "required"):
+    if choice is None or choice in ("auto", "none"):
+        return None
+    if not _tool_names(body.get("tools")):
+        return ("Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+                "'tools' are specified.", "tool_choice")
+    if choice == "required":
         return None
     name = _forced_name(choice)
     if name is None:

@@ -85,6 +85,32 @@ def test_an_empty_message_list_is_a_400(sdk: openai.OpenAI) -> None:
         sdk.chat.completions.create(model="m", messages=[], stream=True)
 
 
+def test_malformed_messages_and_a_tool_choice_without_tools_are_400s(
+    sdk: openai.OpenAI,
+) -> None:
+    bad: Any = ["hi"]
+    with pytest.raises(openai.BadRequestError, match=r"messages\[0\]"):
+        sdk.chat.completions.create(model="m", messages=bad)
+    with pytest.raises(openai.BadRequestError, match="only allowed when 'tools'"):
+        sdk.chat.completions.create(model="m", messages=user("hi"), tool_choice="required")
+    auto = sdk.chat.completions.create(model="m", messages=user("hi"), tool_choice="auto")
+    assert auto.choices[0].message.content
+
+
+def test_a_model_id_with_a_slash_is_retrieved() -> None:
+    from rxchat.testing import FakeServer
+
+    with FakeServer() as server:
+        server.models = ["Qwen/Qwen2.5-7B-Instruct"]
+        with openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0) as sdk:
+            assert sdk.models.retrieve("Qwen/Qwen2.5-7B-Instruct").id == \
+                "Qwen/Qwen2.5-7B-Instruct"
+        server.models = None
+        with openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0) as sdk, \
+                pytest.raises(openai.NotFoundError):
+            sdk.models.retrieve("Qwen/Qwen2.5-7B-Instruct")
+
+
 def test_n_gives_n_choices_streamed_and_whole(sdk: openai.OpenAI) -> None:
     whole = sdk.chat.completions.create(model="m", messages=user("hi"), n=2)
     assert [c.index for c in whole.choices] == [0, 1]
