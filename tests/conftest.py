@@ -263,6 +263,9 @@ REAL_HOME = Path(os.path.expanduser("~"))
 REAL_DATA_DIR = data_dir({k: v for k, v in os.environ.items() if k != DATA_DIR_VARIABLE})
 """Where rxchat would keep the developer's conversations (``RXCHAT_DATA_DIR`` aside)."""
 
+_REAL_DATA_DIRS = tuple({REAL_DATA_DIR, data_dir()})
+"""The platform's data directory and the developer's ``RXCHAT_DATA_DIR``, if set."""
+
 _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 """An open SQLite database's transient side files (another process may hold it open)."""
 
@@ -270,8 +273,9 @@ _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 def rxchat_files_in(home: Path, data: Path) -> set[str]:
     """rxchat's files in a home: the data directory's tree and ``~/*rxchat*`` entries."""
     found = {str(p) for p in home.glob("*rxchat*")} if home.is_dir() else set()
-    if data.is_dir():
-        found |= {str(p) for p in data.rglob("*")}
+    for directory in {data, *(_REAL_DATA_DIRS if home == REAL_HOME else ())}:
+        if directory.is_dir():
+            found |= {str(p) for p in directory.rglob("*")}
     return {name for name in found if not name.endswith(_SQLITE_COMPANIONS)}
 
 
@@ -286,7 +290,7 @@ def _touches_real_home(event: str, args: tuple[Any, ...]) -> str | None:
         writes, path = True, str(args[0])
     else:
         return None
-    inside = path.startswith(str(REAL_DATA_DIR) + os.sep) or path == str(REAL_DATA_DIR)
+    inside = any(path.startswith(str(d) + os.sep) or path == str(d) for d in _REAL_DATA_DIRS)
     return path if writes and inside else None
 
 

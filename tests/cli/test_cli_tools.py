@@ -96,6 +96,7 @@ def test_an_import_error_inside_the_module_is_not_blamed_on_the_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the folder is added to a copy
     (tmp_path / "broken_tools.py").write_text("import no_such_dependency_xyz\n")
     result = run("chat", "--tool", "broken_tools:add", stdin="hi\n", env={})
     assert result.status == 2 and "no_such_dependency_xyz" in result.err
