@@ -9,6 +9,10 @@ When the request offers `tools` and the user's message names one, it calls that 
 (arguments: the JSON object written after the name, if any, else `{}`); when the
 request ends with tool results, it answers with them. So the tool loop works without
 a key: "use add {"a": 2, "b": 3}" → a call of `add` → "The add tool returned: 5.".
+A `tool_choice` of `"none"`, `"required"` or one named function is honoured.
+
+Its replies are shaped as OpenAI's (`offline_reply`), so real clients (the OpenAI SDK,
+LangChain) can be pointed at `rxchat serve` unchanged.
 """
 
 from __future__ import annotations
