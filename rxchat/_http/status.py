@@ -95,8 +95,9 @@ def key_advice(key_source: str | None) -> str:
             ``"the api_key argument"``); None if no key was sent; ``""`` if unknown.
     """
     if key_source is None:
-        return ("No API key was sent: set RXCHAT_API_KEY (or SILICONFLOW_API_KEY), or "
-                "pass one with api_key= (--api-key on the command line).")
+        return ("No API key was sent (none is configured): set RXCHAT_API_KEY (or "
+                "SILICONFLOW_API_KEY), or pass one with api_key= (--api-key on the command "
+                "line); if your own headers carry the credentials, check those.")
     if key_source:
         return (f"The API key sent was the one from {key_source}: check that it is this "
                 "provider's key and has the permissions needed.")
