@@ -73,19 +73,19 @@ class ChatClient:
 
     Args:
         base_url: The API root, e.g. ``https://api.openai.com/v1``; else
-            ``RXCHAT_BASE_URL``, else `DEFAULT_BASE_URL`.
+            ``RXCHAT_BASE_URL``, else ``https://api.siliconflow.cn/v1``.
         api_key: The bearer token; else ``RXCHAT_API_KEY``, else
             ``SILICONFLOW_API_KEY``. A loopback server may be used without one.
         model: Model used when the params name none; else ``RXCHAT_MODEL``, else
-            `DEFAULT_MODEL`.
+            ``Qwen/Qwen2.5-7B-Instruct``.
         timeout: Seconds, or ``(connect, read)`` where read is the longest silence
-            allowed between bytes; default `DEFAULT_TIMEOUT`.
+            allowed between bytes; default ``(10.0, 120.0)``.
         max_retries: Further attempts after a 408, 409, 429, 5xx, connection failure,
             timeout or a body cut off before its first delta; only while no delta was
             emitted (see ``docs/reliability.md`` for the backoff and ``Retry-After``).
         first_delta_timeout: Seconds from sending the request to the first delta,
-            which keep-alive comments do not reset; default
-            `DEFAULT_FIRST_DELTA_TIMEOUT`; None for no limit.
+            which keep-alive comments do not reset; default 300 (five minutes);
+            None for no limit.
         session: A ``requests.Session`` to use; by default the client owns one. Its
             ``verify``, ``cert``, ``proxies``, ``params`` and ``headers`` apply, and
             ``verify``/``cert``/``proxies`` win over ``REQUESTS_CA_BUNDLE`` and the
@@ -136,6 +136,9 @@ class ChatClient:
             )
         self.base_url = url
         self._api_key = api_key or next((env[v] for v in KEY_VARIABLES if env.get(v)), None)
+        # where the key came from, named in a 401/403 message (the CLI names --api-key)
+        self._key_source: str | None = "the api_key argument" if api_key else next(
+            (f"${v}" for v in KEY_VARIABLES if env.get(v)), None)
         self.model = model or env.get("RXCHAT_MODEL") or DEFAULT_MODEL
         self.timeout = _checked_timeout(timeout)
         self.max_retries = max(0, int(max_retries))
@@ -199,7 +202,9 @@ class ChatClient:
                 "",
                 "No API key is configured: set SILICONFLOW_API_KEY (or RXCHAT_API_KEY "
                 "with RXCHAT_BASE_URL for another provider), or pass "
-                "ChatClient(api_key=...).",
+                "ChatClient(api_key=...). To try rxchat without a key, run `rxchat serve` "
+                "and set RXCHAT_BASE_URL to the URL it prints, or use "
+                "`with rxchat.offline_client() as client:`.",
             )
         return headers
 

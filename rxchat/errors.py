@@ -33,6 +33,7 @@ RxChatError
 ├── StoreError                  a conversation store cannot be opened, read or
 │   │                           written (locked, corrupt, newer schema, no server)
 │   ├── ConversationNotFoundError   no conversation has the given id
+│   │   └── AmbiguousConversationIdError   an id prefix that several ids start with
 │   └── StoreConflict           another writer changed the conversation since
 │                               this one read it (nothing was overwritten)
 └── AllRoutesFailed             every route of rxchat.hedge failed before its
@@ -71,6 +72,7 @@ __all__ = [
     "StreamInterrupted",
     "ToolError",
     "StructuredOutputError",
+    "AmbiguousConversationIdError",
 ]
 
 
@@ -395,3 +397,34 @@ def _rebuild_structured_error(
     message: str, text: str, errors: tuple[str, ...], path: str | None
 ) -> StructuredOutputError:
     return StructuredOutputError(message, text=text, errors=errors, path=path)
+
+
+class AmbiguousConversationIdError(ConversationNotFoundError):
+    """An id prefix that more than one stored conversation's id starts with.
+
+    Raised by `rxchat.stores.resolve_conversation_id` (and so by ``rxchat logs show``,
+    ``rxchat chat --cid`` and the other commands that take an id: any unique prefix
+    will do, as in git). The message lists the candidates on one line.
+
+    Attributes:
+        conversation_id: The prefix that was given.
+        candidates: Ids that start with it, sorted (at most `SHOWN` of them, then
+            ``"..."`` if there are more).
+    """
+
+    SHOWN = 5
+    """How many candidates the message names."""
+
+    def __init__(self, conversation_id: str, candidates: tuple[str, ...]) -> None:
+        shown = ", ".join(candidates[:self.SHOWN])
+        more = ", ..." if len(candidates) > self.SHOWN else ""
+        RxChatError.__init__(
+            self,
+            f"The id {conversation_id!r} is ambiguous: it starts {shown}{more}; "
+            "type more of the id.",
+        )
+        self.conversation_id = conversation_id
+        self.candidates = candidates
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (AmbiguousConversationIdError, (self.conversation_id, self.candidates))

@@ -4,14 +4,18 @@ network, a blocking collector with its grammar check, and polling helpers."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +23,7 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase
 
 from rxchat import ChatClient, ChatCompletionParams, Message
+from rxchat.stores import DATA_DIR_VARIABLE, data_dir
 from rxchat.testing import FakeServer, Framing
 
 # Ctrl-C tests send SIGINT to the CLI (in this process or a child). A shell that starts
@@ -134,6 +139,34 @@ def blocked_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return attempts
 
 
+@contextmanager
+def rxchat_serve(env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A real ``rxchat serve`` subprocess on a free loopback port (no delay); its base URL.
+
+    It is the console script the package installs (``python -m rxchat`` where there is
+    none); it is stopped with SIGINT, as a person stops it, and must exit with status 0.
+    """
+    command = Path(sys.executable).with_name("rxchat")
+    argv = [str(command)] if command.exists() else [sys.executable, "-m", "rxchat"]
+    server = subprocess.Popen([*argv, "serve", "--port", "0", "--delay", "0"],
+                              env=dict(os.environ if env is None else env),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+/v1)", first)
+        assert found, f"rxchat serve said {first!r}"
+        yield found[1]
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     """Poll ``predicate`` every 10 ms until it holds (True) or ``timeout`` s pass (False)."""
     deadline = time.monotonic() + timeout
@@ -221,6 +254,82 @@ def assert_grammar(result: Collected) -> None:
     assert result.terminals == 1
     assert result.events[-1] in ("error", "completed")
     assert all(e == "next" for e in result.events[:-1])
+
+
+REAL_HOME = Path(os.path.expanduser("~"))
+"""The developer's home directory, read before any fixture moves ``HOME``."""
+
+REAL_DATA_DIR = data_dir({k: v for k, v in os.environ.items() if k != DATA_DIR_VARIABLE})
+"""Where rxchat would keep the developer's conversations (``RXCHAT_DATA_DIR`` aside)."""
+
+_REAL_DATA_DIRS = tuple({REAL_DATA_DIR, data_dir()})
+"""The platform's data directory and the developer's ``RXCHAT_DATA_DIR``, if set."""
+
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""An open SQLite database's transient side files (another process may hold it open)."""
+
+
+def rxchat_files_in(home: Path, data: Path) -> set[str]:
+    """rxchat's files in a home: the data directory's tree and ``~/*rxchat*`` entries."""
+    found = {str(p) for p in home.glob("*rxchat*")} if home.is_dir() else set()
+    for directory in {data, *(_REAL_DATA_DIRS if home == REAL_HOME else ())}:
+        if directory.is_dir():
+            found |= {str(p) for p in directory.rglob("*")}
+    return {name for name in found if not name.endswith(_SQLITE_COMPANIONS)}
+
+
+def _touches_real_home(event: str, args: tuple[Any, ...]) -> str | None:
+    """The path of an open-for-writing or SQLite connect under the real data directory."""
+    if event == "open" and args and isinstance(args[0], str | Path):
+        mode = args[1] if len(args) > 1 and isinstance(args[1], str) else "r"
+        flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+        writes = any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)
+        path = str(args[0])
+    elif event == "sqlite3.connect" and args and isinstance(args[0], str | Path):
+        writes, path = True, str(args[0])
+    else:
+        return None
+    inside = any(path.startswith(str(d) + os.sep) or path == str(d) for d in _REAL_DATA_DIRS)
+    return path if writes and inside else None
+
+
+_AUDIT: dict[str, Any] = {"on": False, "seen": []}
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _AUDIT["on"] and (path := _touches_real_home(event, args)) is not None:
+        _AUDIT["seen"].append(f"{event}: {path}")
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The whole session runs with ``HOME`` and the data directory in an empty temporary
+    directory, and proves at the end that no rxchat file appeared in the real home.
+
+    Session-wide, so module fixtures (the docs test's scripts, ``rxchat serve``) and
+    every subprocess see it too. In this process, opening a file for writing under the
+    real data directory is recorded as it happens; for subprocesses the real home's
+    rxchat files are compared before and after (other programs may use rxchat at the
+    same time, so only files that appear count, not changes to existing ones).
+    """
+    before = rxchat_files_in(REAL_HOME, REAL_DATA_DIR)
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("USERPROFILE", str(home))
+        patch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+        patch.setenv(DATA_DIR_VARIABLE, str(home / "rxchat-data"))
+        _AUDIT["on"] = True
+        try:
+            yield home
+        finally:
+            _AUDIT["on"] = False
+    appeared = sorted(rxchat_files_in(REAL_HOME, REAL_DATA_DIR) - before)
+    assert not _AUDIT["seen"], f"the tests wrote into the real home: {_AUDIT['seen']}"
+    assert not appeared, f"rxchat files appeared in the real home {REAL_HOME}: {appeared}"
 
 
 @pytest.fixture(autouse=True)

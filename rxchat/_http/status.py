@@ -25,13 +25,24 @@ from ..errors import (
     ServerError,
 )
 
-__all__ = ["retry_after_seconds", "status_error"]
+__all__ = ["key_advice", "retry_after_seconds", "status_error"]
 
 
 def status_error(
-    status: int, body: str, headers: Mapping[str, str], url: str
+    status: int, body: str, headers: Mapping[str, str], url: str,
+    *, key_source: str | None = "",
 ) -> APIStatusError:
-    """The typed error for an HTTP error response, with the server's message."""
+    """The typed error for an HTTP error response, with the server's message.
+
+    Args:
+        status: The HTTP status.
+        body: The response body (the key already redacted).
+        headers: The response headers.
+        url: Where the request went.
+        key_source: Where the API key that was sent came from (``"$RXCHAT_API_KEY"``,
+            ``"--api-key"``), named in a 401/403 message; None if no key was sent;
+            ``""`` if unknown.
+    """
     try:
         payload: Any = json_loads(body)
     except ValueError:  # not JSON, or nested too deeply to read
@@ -40,11 +51,11 @@ def status_error(
     if server_message is None:
         server_message = _plain_text(body)
     said = f": {server_message}" if server_message else ""
-    what = f"The server at {url} answered HTTP {status}{said}."
+    end = "" if said.rstrip().endswith((".", "!", "?")) else "."
+    what = f"The server at {url} answered HTTP {status}{said.rstrip()}{end}"
     if status in (401, 403):
         return AuthenticationError(
-            status, body, f"{what} Check the API key for this provider "
-            "(SILICONFLOW_API_KEY or RXCHAT_API_KEY) and its permissions.",
+            status, body, f"{what} {key_advice(key_source)}",
             server_message=server_message,
         )
     retry_after = retry_after_seconds(headers)
@@ -74,6 +85,24 @@ def status_error(
         status, body, f"{what}{wait}{advice}",
         server_message=server_message, retry_after=retry_after,
     )
+
+
+def key_advice(key_source: str | None) -> str:
+    """What to check after a 401/403, naming the key that was sent.
+
+    Args:
+        key_source: Where the key came from (``"$RXCHAT_API_KEY"``, ``"--api-key"``,
+            ``"the api_key argument"``); None if no key was sent; ``""`` if unknown.
+    """
+    if key_source is None:
+        return ("No API key was sent (none is configured): set RXCHAT_API_KEY (or "
+                "SILICONFLOW_API_KEY), or pass one with api_key= (--api-key on the command "
+                "line); if your own headers carry the credentials, check those.")
+    if key_source:
+        return (f"The API key sent was the one from {key_source}: check that it is this "
+                "provider's key and has the permissions needed.")
+    return ("Check the API key for this provider (SILICONFLOW_API_KEY or RXCHAT_API_KEY) "
+            "and its permissions.")
 
 
 def retry_after_seconds(

@@ -19,6 +19,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +36,11 @@ GATE_TIMEOUT_S = 10.0
 """Longest wait of a reply for a ``threading.Event`` part, before it ends the body."""
 
 
+def _model(name: str) -> dict[str, Any]:
+    """One entry of ``GET /models``, as OpenAI shapes it."""
+    return {"id": name, "object": "model", "created": 0, "owned_by": "rxchat"}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on reused connections
@@ -45,9 +51,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         ids = self.server.owner.models
-        if self.path.rstrip("/").endswith("/models") and ids is not None:
-            data = [{"id": name, "object": "model", "owned_by": "rxchat"} for name in ids]
-            self._play(Reply.error(200, {"object": "list", "data": data}))
+        path = self.path.split("?", 1)[0].rstrip("/")
+        head, _, name = path.rpartition("/models/")
+        if path.endswith("/models") and ids is not None:
+            data = [_model(name) for name in ids]
+            self._play(Reply.json_body({"object": "list", "data": data}))
+        elif head and name and ids is not None:  # GET /models/{id}, as models.retrieve asks
+            name = urllib.parse.unquote(name)
+            if name in ids:
+                self._play(Reply.json_body(_model(name)))
+            else:
+                self._play(Reply.error(404, {"error": {
+                    "message": f"The model '{name}' does not exist; GET /models lists "
+                    f"{', '.join(ids) or 'none'}.",
+                    "type": "invalid_request_error", "param": None,
+                    "code": "model_not_found"}}))
         else:
             self._play(Reply.error(404, {"error": {"message": f"No route {self.path}"}}))
 
@@ -219,8 +237,9 @@ class FakeServer:
             ``trustme``); ``base_url`` then starts with ``https://``.
 
     Attributes:
-        models: The model ids ``GET /models`` lists (the offline model's by default);
-            None makes it a 404, as on a server without the route.
+        models: The model ids ``GET /models`` lists and ``GET /models/{id}`` finds (the
+            offline model's by default); None makes both a 404, as on a server without
+            the routes.
         connections: TCP connections accepted so far: a client that reuses its
             connection sends many requests over one.
     """

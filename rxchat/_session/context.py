@@ -121,9 +121,13 @@ def request_params(
         count_tokens: Counts one wire message.
 
     Returns:
-        The request body.
+        The request body; it asks for usage (``stream_options.include_usage``) unless
+        `params` has its own ``stream_options``.
     """
     body = dict(params)
+    # the history keeps each reply's usage (and a store writes it): ask OpenAI-style
+    # servers for it, unless the session's params say otherwise
+    body.setdefault("stream_options", {"include_usage": True})
     if model is not None:
         body["model"] = model
     entries = [t.to_dict() for t in tools]

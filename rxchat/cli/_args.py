@@ -120,8 +120,10 @@ def _add_conversation(parser: argparse.ArgumentParser) -> None:
     which.add_argument("-c", "--continue", dest="continue_latest", action="store_true",
                        help="continue the conversation logged last")
     which.add_argument("--cid", metavar="ID", type=conversation_id,
-                       help="continue the logged conversation ID")
+                       help="continue the logged conversation ID (any unique prefix of it)")
 
+
+ID_HELP = "a conversation id, or any unique prefix of it"
 
 CLIENT_OPTIONS = ("base_url", "api_key", "model", "system", "temperature", "offline",
                   "insecure_http", "no_log", "routes")
@@ -190,16 +192,16 @@ def _add_logs(commands: Any, out: TextIO, err: TextIO) -> None:
                                  out=out, err=err)
     listing.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     show = actions.add_parser("show", help="one conversation's messages", out=out, err=err)
-    show.add_argument("id", metavar="ID", type=conversation_id)
+    show.add_argument("id", metavar="ID", type=conversation_id, help=ID_HELP)
     search = actions.add_parser("search", help="conversations containing every word",
                                 out=out, err=err)
     search.add_argument("text", nargs="+", metavar="TEXT")
     search.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     export = actions.add_parser("export", help="one conversation as JSON (a session file "
                                 "that /load reads)", out=out, err=err)
-    export.add_argument("id", metavar="ID", type=conversation_id)
+    export.add_argument("id", metavar="ID", type=conversation_id, help=ID_HELP)
     remove = actions.add_parser("rm", help="delete a conversation", out=out, err=err)
-    remove.add_argument("id", metavar="ID", type=conversation_id)
+    remove.add_argument("id", metavar="ID", type=conversation_id, help=ID_HELP)
 
 
 def parse_args(argv: Sequence[str], out: TextIO, err: TextIO) -> argparse.Namespace:

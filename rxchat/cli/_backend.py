@@ -66,6 +66,13 @@ def secrets(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, ...]
     return keys + route_secrets(getattr(args, "routes", None), env)
 
 
+def key_source(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+    """Where the key the command sends comes from: ``--api-key`` or ``$NAME``; None."""
+    if getattr(args, "api_key", None):
+        return "--api-key"
+    return next((f"${name}" for name in KEY_VARIABLES if env.get(name)), None)
+
+
 def offline_notice(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
     """The one-line notice if the offline model is to be used, else None."""
     if args.offline:
@@ -140,6 +147,7 @@ def connect(args: argparse.Namespace, env: Mapping[str, str]) -> Iterator[Backen
         model = args.model or env.get("RXCHAT_MODEL")
         with ChatClient(base_url, keys[0] if keys else None, model=model,
                         allow_insecure_http=bool(args.insecure_http)) as client:
+            client._key_source = key_source(args, env)  # named if the server refuses it
             if model is None and client.base_url != DEFAULT_BASE_URL:
                 client.model = _first_listed_model(client)
             yield Backend(client, offline=False)

@@ -18,6 +18,7 @@ from ..errors import APIStatusError, AuthenticationError, BadRequestError
 
 if TYPE_CHECKING:
     import requests
+from .._http.status import key_advice
 
 __all__ = ["list_models"]
 
@@ -49,8 +50,8 @@ def list_models(client: ChatClient) -> list[str]:
         except ValueError:  # not JSON, or nested too deeply
             body = None
     if status in (401, 403):
-        raise AuthenticationError(status, "", f"The server at {url} refused the API key "
-                                  f"(HTTP {status}); check the key.")
+        raise AuthenticationError(status, "", f"The server at {url} answered HTTP {status}. "
+                                  f"{key_advice(client._key_source)}")
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise BadRequestError(status, "", f"{url} did not answer with a model list "

@@ -18,7 +18,15 @@ from .._client import ChatClient
 from .._models import Message
 from .._session.session import ChatSession
 from ..errors import ConfigurationError, StoreConflict, StoreError
-from ..stores import ConversationStore, SQLiteStore, StoreWriter, attach, data_dir, load_history
+from ..stores import (
+    ConversationStore,
+    SQLiteStore,
+    StoreWriter,
+    attach,
+    data_dir,
+    load_history,
+    resolve_conversation_id,
+)
 
 __all__ = ["ConversationLog", "HISTORY_NAME", "open_store", "resumed", "session_holding"]
 
@@ -61,7 +69,8 @@ def resumed(
     Raises:
         ConfigurationError: ``-c`` with no logged conversation yet.
         ConfigurationError: ``--cid ''`` (an empty id).
-        ConversationNotFoundError: ``--cid`` names no logged conversation.
+        ConversationNotFoundError: ``--cid`` names no logged conversation (or, as
+            ``AmbiguousConversationIdError``, a prefix of several ids).
     """
     cid = getattr(args, "cid", None)
     if cid is not None and not cid.strip():
@@ -72,7 +81,8 @@ def resumed(
     if store is None:
         return None, ()
     if cid:
-        return cid, load_history(store, cid)
+        conversation_id = resolve_conversation_id(store, cid)
+        return conversation_id, load_history(store, conversation_id)
     if getattr(args, "continue_latest", False):
         latest = store.latest()
         if latest is None:

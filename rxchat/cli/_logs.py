@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping
 
 from .._models import Message
 from .._wire.text import valid_text
-from ..stores import ConversationStore, ConversationSummary, SQLiteStore, data_dir
+from ..stores import (
+    ConversationStore,
+    ConversationSummary,
+    SQLiteStore,
+    data_dir,
+    resolve_conversation_id,
+)
 from ._console import Console
 from ._errors import ExitCode
 from ._render import Palette
@@ -35,7 +41,7 @@ def _search(store: ConversationStore, args: argparse.Namespace, console: Console
 
 
 def _show(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
-    conversation = store.get(args.id)
+    conversation = store.get(resolve_conversation_id(store, args.id))
     palette = console.palette(console.stdout)
     console.out(palette.bold(console.shown(conversation.title or "(untitled)")))
     usage = conversation.usage
@@ -47,12 +53,14 @@ def _show(store: ConversationStore, args: argparse.Namespace, console: Console) 
 
 
 def _export(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
-    console.out(json.dumps(store.export(args.id), ensure_ascii=False, indent=2))
+    conversation_id = resolve_conversation_id(store, args.id)
+    console.out(json.dumps(store.export(conversation_id), ensure_ascii=False, indent=2))
 
 
 def _remove(store: ConversationStore, args: argparse.Namespace, console: Console) -> None:
-    store.delete(args.id)
-    console.out(f"Deleted conversation {args.id}.")
+    conversation_id = resolve_conversation_id(store, args.id)
+    store.delete(conversation_id)
+    console.out(f"Deleted conversation {conversation_id}.")
 
 
 ACTIONS: Mapping[str, Action] = {

@@ -11,7 +11,9 @@ terminal. Each call is shown, dimmed, when its result is committed:
 from __future__ import annotations
 
 import importlib
+import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,6 +41,8 @@ SHOWN_CHARS = 120
 def load_tools(specs: Sequence[str]) -> list[Tool]:
     """The tools named `module:function` (a `Tool` or a plain function each).
 
+    Modules are found on the Python path and in the current directory.
+
     Raises:
         ConfigurationError: A spec is malformed, its module cannot be imported, or it
             names nothing callable (the message says which).
@@ -48,11 +52,19 @@ def load_tools(specs: Sequence[str]) -> list[Tool]:
         module_name, colon, attribute = spec.partition(":")
         if not colon or not module_name or not attribute:
             raise ConfigurationError(f"--tool {spec!r}: write it as module:function.")
+        _search_current_directory()
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
+            where = ""
+            if isinstance(exc, ModuleNotFoundError) and exc.name is not None and (
+                module_name == exc.name or module_name.startswith(exc.name + ".")
+            ):
+                where = (f"; looked in the current directory ({os.getcwd()}) and on the "
+                         "Python path: run rxchat from the folder that holds it, or add "
+                         "that folder to PYTHONPATH")
             raise ConfigurationError(f"--tool {spec!r}: cannot import {module_name!r} "
-                                     f"({type(exc).__name__}: {exc}).") from exc
+                                     f"({type(exc).__name__}: {exc}){where}.") from exc
         value: Any = module
         for part in attribute.split("."):
             value = getattr(value, part, None)
@@ -62,6 +74,20 @@ def load_tools(specs: Sequence[str]) -> list[Tool]:
         tools.append(value if isinstance(value, Tool) else Tool.from_function(value))
     tool_table(tools)  # two tools of one name fail here, before the chat starts
     return tools
+
+
+def _search_current_directory() -> None:
+    """Find modules in the current directory, as ``python -m rxchat`` does.
+
+    The ``rxchat`` console script's path starts with its own folder, not the current
+    one, so ``--tool mytools:add`` would not find ``./mytools.py``. The current
+    directory goes last: a file there never hides an installed module.
+    """
+    here = os.getcwd()
+    entries = {os.path.abspath(entry or os.curdir) for entry in sys.path}
+    if here not in entries:
+        sys.path.append(here)
+    importlib.invalidate_caches()  # a module written since the last look is found
 
 
 class ToolDesk:

@@ -6,6 +6,7 @@
   (``pip install 'rxchat[postgres]'``).
 * ``attach`` writes a session's history through to a store at every commit, and
   ``load_history`` reads one back to resume it.
+* ``resolve_conversation_id`` takes any unique prefix of an id, as git does.
 
 Both stores implement ``ConversationStore`` and pass one shared test suite:
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 from ._attach import StoreWriter, attach, load_history
 from ._paths import DATA_DIR_VARIABLE, data_dir, default_database
 from ._postgres import PostgresStore
+from ._prefix import resolve_conversation_id
 from ._protocol import ConversationStore
 from ._records import Conversation, ConversationSummary
 from ._sqlite import SQLiteStore
@@ -39,4 +41,5 @@ __all__ = [
     "data_dir",
     "default_database",
     "load_history",
+    "resolve_conversation_id",
 ]

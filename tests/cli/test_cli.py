@@ -187,7 +187,8 @@ def test_no_key_with_another_base_url_fails_instead_of_answering_offline(
     result = run("ask", "--base-url", base_url, "hi", env={})
     assert blocked_network == []
     assert (result.status, result.out) == (status, "")
-    assert says in result.err and "offline" not in result.err
+    assert says in result.err and "offline model" not in result.err  # no fallback notice
+    assert result.err.count("\n") == 1
     env_result = run("ask", "hi", env={"RXCHAT_BASE_URL": base_url})
     assert env_result.status == status
 
@@ -551,3 +552,22 @@ def test_stats_show_what_is_known() -> None:
     assert format_stats(None, 0.25, 0.5) == "first token 0.25 s"
     assert format_stats(usage, 0.25, 0.001) == "30 tokens (+12 prompt), first token 0.25 s"
     assert format_stats(None, None, None) == "no reply"
+
+
+# --- which key was refused, and the keyless route --------------------------------------
+
+
+def test_a_401_names_the_key_that_was_sent(fake: FakeServer) -> None:
+    refused = {"error": {"message": "Invalid token."}}
+    fake.enqueue(Reply.error(401, refused), Reply.error(401, refused), Reply.error(403, refused))
+    given = run("ask", "--api-key", "sk-given-12345678", "--base-url", fake.base_url, "hi",
+                env={"RXCHAT_API_KEY": KEY})
+    assert given.status == ExitCode.AUTH
+    assert "the one from --api-key" in given.err
+    assert "RXCHAT_API_KEY" not in given.err and "sk-given-12345678" not in given.err
+    assert "Invalid token. " in given.err and ".." not in given.err
+    from_env = run("ask", "--base-url", fake.base_url, "hi")
+    assert "the one from $RXCHAT_API_KEY" in from_env.err and "--api-key" not in from_env.err
+    other = run("ask", "--base-url", fake.base_url, "hi", env={"SILICONFLOW_API_KEY": KEY})
+    assert "the one from $SILICONFLOW_API_KEY" in other.err
+    assert KEY not in from_env.err + other.err

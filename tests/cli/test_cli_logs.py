@@ -219,3 +219,30 @@ def test_logs_go_to_the_data_directory_only(fake: FakeServer, data: Path) -> Non
     run(data, "ask", "--base-url", fake.base_url, "hi")
     assert sorted(p.name for p in data.iterdir())[0] == "conversations.db"
     assert oct(os.stat(data).st_mode & 0o777) == "0o700"
+
+
+def test_ids_are_taken_by_any_unique_prefix(fake: FakeServer, data: Path) -> None:
+    run(data, "ask", "--base-url", fake.base_url, "Tell me about owls")
+    with stored(data) as store:
+        (owls,) = (c.id for c in store.list())
+        ids = [owls]
+        while not any(i[0] == ids[-1][0] for i in ids[:-1]):  # 17 at most
+            ids.append(store.create(title="empty"))
+    twins = sorted(i for i in ids if i[0] == ids[-1][0])
+    unique = next(n for n in range(1, 33) if all(owls[:n] != i[:n] for i in ids if i != owls))
+    show = run(data, "logs", "show", owls[:unique])
+    assert show.status == 0 and owls in show.out and "Tell me about owls" in show.out
+    exported = run(data, "logs", "export", owls[:unique])
+    assert exported.status == 0 and json.loads(exported.out)["messages"]
+    fake.enqueue(Reply.text("More owls."))
+    more = run(data, "ask", "--cid", owls[:unique], "--base-url", fake.base_url, "And?")
+    assert more.status == 0
+    assert fake.requests[-1].messages[0]["content"] == "Tell me about owls"
+    ambiguous = run(data, "logs", "show", twins[0][0])
+    assert ambiguous.status == ExitCode.USAGE
+    assert ambiguous.err.count("\n") == 1 and "ambiguous" in ambiguous.err
+    assert all(t in ambiguous.err for t in twins)
+    removed = run(data, "logs", "rm", owls[:unique])
+    assert removed.out == f"Deleted conversation {owls}.\n"
+    gone = run(data, "logs", "show", owls[:unique])
+    assert gone.status == ExitCode.USAGE and "No conversation" in gone.err

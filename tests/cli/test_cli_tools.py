@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 from rxchat.testing import FakeServer, Reply
 from tests.cli.test_cli import fake, run
 
@@ -42,3 +49,55 @@ def test_a_tool_that_cannot_be_loaded_is_a_usage_error(fake: FakeServer) -> None
         result = run("chat", "--tool", spec, stdin="hi\n", env={})
         assert result.status == 2 and words in result.err, (spec, result.err)
         assert "Traceback" not in result.err
+
+
+MYTOOLS = '''
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+'''
+
+
+def test_the_console_script_finds_a_tool_module_in_the_current_directory(
+    tmp_path: Path,
+) -> None:
+    """As docs/cli.md shows it: ``rxchat chat --tool mytools:add`` next to mytools.py."""
+    (tmp_path / "mytools.py").write_text(MYTOOLS, encoding="utf-8")
+    script = Path(sys.executable).with_name("rxchat")
+    if not script.exists():
+        pytest.skip("the rxchat console script is not installed next to this Python")
+    done = subprocess.run(
+        [str(script), "chat", "--offline", "--no-log", "--tool", "mytools:add", "--yes"],
+        input='add {"a": 2, "b": 3}\n', cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "The add tool returned: 5." in done.stdout
+
+
+def test_a_module_found_nowhere_says_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
+    result = run("chat", "--tool", "mytools_not_here:add", stdin="hi\n", env={})
+    assert result.status == 2
+    (line,) = [line for line in result.err.splitlines() if "cannot import" in line]
+    assert "cannot import 'mytools_not_here'" in line
+    assert f"looked in the current directory ({tmp_path})" in line and "PYTHONPATH" in line
+    (tmp_path / "mytools_here.py").write_text(MYTOOLS, encoding="utf-8")
+    found = run("chat", "--tool", "mytools_here:add", "--yes", stdin='add {"a": 1, "b": 1}\n',
+                env={})
+    assert found.status == 0, found.err
+    assert "The add tool returned: 2." in found.out
+
+
+def test_an_import_error_inside_the_module_is_not_blamed_on_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the folder is added to a copy
+    (tmp_path / "broken_tools.py").write_text("import no_such_dependency_xyz\n")
+    result = run("chat", "--tool", "broken_tools:add", stdin="hi\n", env={})
+    assert result.status == 2 and "no_such_dependency_xyz" in result.err
+    assert "current directory" not in result.err

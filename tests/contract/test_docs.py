@@ -1,9 +1,11 @@
 """The examples in README.md and docs/*.md run the way a reader runs them.
 
-Each README ```python block is saved as its own script and run in a fresh process;
-each docs page's blocks run in order as one script (a reader works down the page).
-They talk to a real ``rxchat serve`` subprocess on 127.0.0.1 through
-``RXCHAT_BASE_URL``, with no API key in the environment, so no network is used.
+Every ```python block of the README and of docs/*.md is saved as its own script and run
+alone in a fresh process, exactly as pasted: a reader copies one block, not a page, so a
+block that uses a name it does not import fails here. They talk to a real ``rxchat
+serve`` subprocess on 127.0.0.1 through ``RXCHAT_BASE_URL``, with no API key in the
+environment, so no network is used, and each has its own empty data directory
+(``RXCHAT_DATA_DIR``), so nothing is written to the reader's conversations.
 
 Every block that runs must print something while it runs (a script that returns while
 its reply is still streaming on a background thread prints nothing and fails here), and
@@ -11,13 +13,14 @@ what a page declares with ``<!-- prints: TEXT -->`` right after a block must app
 that block's output. A block that cannot run on its own is marked with
 ``<!-- fragment: why -->`` on the line before its fence, and is counted, not run.
 The scripts run in parallel; the summary line says how many ran.
+A block that needs a package rxchat does not install says so in a comment
+(``# needs: pip install NAME``) and runs only where that package is installed.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import rxchat_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -60,7 +65,7 @@ class Block:
 
 @dataclass(frozen=True)
 class Script:
-    """What one process runs: a README block alone, or a docs page's blocks in order."""
+    """What one process runs: one block, alone, as a reader pastes it."""
 
     name: str
     blocks: tuple[Block, ...]
@@ -86,15 +91,24 @@ def python_blocks(page: Path, text: str | None = None) -> list[Block]:
 
 
 def scripts() -> list[Script]:
-    """README blocks one script each; every docs page one script of its blocks."""
+    """Every block that is not a fragment, one script each."""
     found: list[Script] = []
     for page in PAGES:
-        runnable = [b for b in python_blocks(page) if not b.fragment]
-        if page.name == "README.md":
-            found += [Script(f"README.md[{b.number}]", (b,)) for b in runnable]
-        elif runnable:
-            found.append(Script(f"docs/{page.name}", tuple(runnable)))
+        where = page.name if page.name == "README.md" else f"docs/{page.name}"
+        found += [Script(f"{where}[{b.number}]", (b,))
+                  for b in python_blocks(page) if not b.fragment]
     return found
+
+
+NEEDS = re.compile(r"^#\s*needs:\s*pip install\s+(?P<names>.+)$", re.M)
+
+
+def missing_packages(code: str) -> list[str]:
+    """The packages a block's ``# needs: pip install ...`` comment names that are absent."""
+    from importlib.util import find_spec
+
+    wanted = [n for m in NEEDS.finditer(code) for n in m["names"].split()]
+    return [n for n in wanted if find_spec(n.replace("-", "_").split("[")[0]) is None]
 
 
 SCRIPTS = scripts()
@@ -111,39 +125,24 @@ class Outcome:
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
     """A real ``rxchat serve`` on a free loopback port; its base URL."""
-    command = Path(sys.executable).with_name("rxchat")
-    argv = [str(command)] if command.exists() else [sys.executable, "-m", "rxchat"]
-    env = _clean_env()
-    server = subprocess.Popen([*argv, "serve", "--port", "0", "--delay", "0"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        first = server.stdout.readline()
-        found = re.search(r"(http://127\.0\.0\.1:\d+/v1)", first)
-        assert found, f"rxchat serve said {first!r}"
-        yield found[1]
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
-    assert server.returncode == 0
+    with rxchat_serve(_clean_env()) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="module")
 def outcomes(served: str) -> Iterator[dict[str, Future[Outcome]]]:
     """Every script, started at once on a few workers; each test waits for its own."""
     env = {**_clean_env(), "RXCHAT_BASE_URL": served}
+    assert not any(k.startswith("RXCHAT_") and k != "RXCHAT_BASE_URL" for k in env)
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {s.name: pool.submit(_run, s, Path(tmp), env) for s in SCRIPTS}
+        futures = {s.name: pool.submit(_run, s, Path(tmp), env) for s in SCRIPTS
+                   if not missing_packages(s.blocks[0].code)}
         yield futures
         for future in futures.values():
             future.cancel()
     blocks = sum(len(s.blocks) for s in SCRIPTS)
     fragments = sum(b.fragment for p in PAGES for b in python_blocks(p))
-    REPORT.append(f"docs examples: ran {blocks} python blocks as {len(SCRIPTS)} scripts "
+    REPORT.append(f"docs examples: ran {blocks} python blocks, each alone as its own script, "
                   f"against rxchat serve; {fragments} marked as fragments, not run")
 
 
@@ -157,6 +156,7 @@ def _run(script: Script, tmp: Path, env: dict[str, str]) -> Outcome:
     workdir.mkdir()
     path = workdir / "example.py"
     path.write_text(script.source(), encoding="utf-8")
+    env = {**env, "RXCHAT_DATA_DIR": str(workdir / "rxchat-data")}
     try:
         done = subprocess.run([sys.executable, str(path)], cwd=workdir, env=env,
                               capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S,
@@ -173,6 +173,9 @@ def _per_block(stdout: str) -> dict[int, str]:
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.name)
 def test_example_runs_and_prints(script: Script, outcomes: dict[str, Future[Outcome]]) -> None:
+    missing = missing_packages(script.blocks[0].code)
+    if missing:
+        pytest.skip(f"{script.name} needs {', '.join(missing)}, which is not installed")
     outcome = outcomes[script.name].result()
     assert outcome.returncode == 0, f"{script.name} failed:\n{outcome.stderr}"
     assert outcome.stderr == "", f"{script.name} wrote to stderr:\n{outcome.stderr}"
@@ -191,6 +194,20 @@ def test_every_page_and_example_has_been_found() -> None:
     readme = [s for s in SCRIPTS if s.name.startswith("README")]
     assert len(readme) >= 2
     assert len(SCRIPTS) >= 10
+
+
+def test_every_block_runs_alone() -> None:
+    """One script per block: a page's earlier blocks never define names for a later one."""
+    blocks = [b for p in PAGES for b in python_blocks(p) if not b.fragment]
+    assert [s.blocks for s in SCRIPTS] == [(b,) for b in blocks]
+    assert len(blocks) >= 50
+
+
+def test_a_needs_comment_names_missing_packages() -> None:
+    assert missing_packages("# needs: pip install pytest\nimport pytest\n") == []
+    assert missing_packages("# needs: pip install no-such-package-xyz\n") == [
+        "no-such-package-xyz"]
+    assert missing_packages("print(1)\n") == []
 
 
 def test_markers_are_parsed() -> None:
@@ -227,3 +244,12 @@ def test_no_key_reaches_the_examples(monkeypatch: pytest.MonkeyPatch) -> None:
                  "GROQ_API_KEY"):
         monkeypatch.setenv(name, "sk-from-the-developer")
     assert "sk-from-the-developer" not in _clean_env().values()
+
+
+def test_the_sessions_page_shows_state_and_what_cancel_delivers() -> None:
+    """ChatState and session.state are on the sessions page, with a cancelled send()."""
+    blocks = python_blocks(ROOT / "docs" / "sessions.md")
+    shown = [b for b in blocks if "session.state" in b.code and "ChatState" in b.code]
+    assert shown, "docs/sessions.md has no example reading session.state"
+    (block,) = [b for b in shown if "session.cancel()" in b.code]
+    assert any("'cancelled'), 'completed']" in p for p in block.prints)

@@ -7,6 +7,7 @@ the source is checked, and so is the built site's HTML.
 from __future__ import annotations
 
 import ast
+import html
 import re
 import subprocess
 import sys
@@ -59,7 +60,10 @@ def test_the_checks_see_rest_markup(tmp_path: Path) -> None:
     assert HTML_LITERAL.search(html)
 
 
-def test_the_built_site_shows_no_raw_rest_markup(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The docs site, built once (strict) for the tests that read its HTML."""
+    tmp_path = tmp_path_factory.mktemp("docs")
     site = tmp_path / "site"
     built = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
@@ -67,6 +71,10 @@ def test_the_built_site_shows_no_raw_rest_markup(tmp_path: Path) -> None:
         env={"NO_MKDOCS_2_WARNING": "1", "PATH": "", "HOME": str(tmp_path)},
     )
     assert built.returncode == 0, built.stderr
+    return site
+
+
+def test_the_built_site_shows_no_raw_rest_markup(site: Path) -> None:
     reference = (site / "reference" / "index.html").read_text(encoding="utf-8")
     assert "create_stream_completion" in reference and "ChatClient" in reference
     raw = []
@@ -75,3 +83,22 @@ def test_the_built_site_shows_no_raw_rest_markup(tmp_path: Path) -> None:
         raw += [f"{page.relative_to(site)}: {m[0]}" for m in HTML_ROLE.finditer(html)]
         raw += [f"{page.relative_to(site)}: {m[0]!r}" for m in HTML_LITERAL.finditer(html)]
     assert raw == []
+
+
+def _signature(reference: str, name: str) -> str:
+    """The text of an object's signature block on the reference page."""
+    start = reference.index(f'id="{name}"')
+    block = re.search(r'class="doc-signature.*?</code>', reference[start:], re.S)
+    assert block, f"no signature block for {name}"
+    return html.unescape(re.sub(r"<[^>]+>", "", block[0]))
+
+
+def test_the_reference_shows_default_values_not_private_names(site: Path) -> None:
+    reference = (site / "reference" / "index.html").read_text(encoding="utf-8")
+    client = _signature(reference, "rxchat.ChatClient")
+    assert "timeout: float | tuple[float, float] = (10.0, 120.0)," in client
+    assert "first_delta_timeout: float | None = 300.0," in client
+    shown = re.sub(r"<[^>]+>", "", reference)
+    assert re.findall(r"\bDEFAULT_[A-Z_]+", html.unescape(shown)) == []
+    # formatted: one parameter a line once the signature is long (ruff or black did it)
+    assert "\n    base_url: str | None = None,\n" in client

@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from rxchat.cli._listing import list_models
 
 from rxchat import ChatClient, ChatMessage, create_stream_completion
+from rxchat.cli._listing import list_models
 from rxchat.errors import APIStatusError, ConfigurationError, StreamError
 from rxchat.testing import FakeServer, RecordedRequest, Reply, chunk, sse_event
 from tests.conftest import PARAMS, collect

@@ -60,3 +60,20 @@ def test_the_type_checked_user_program_runs_without_a_key() -> None:
     assert done.stdout.splitlines() == [
         'You said: "hello". This is the first turn of our conversation.', "stop", "5",
     ]
+
+
+def test_sessions_ask_for_usage_and_keep_it() -> None:
+    """The offline server sends usage only when asked, as OpenAI does: sessions ask."""
+    from rxchat.testing import FakeServer
+
+    with FakeServer() as server, ChatClient(server.base_url, max_retries=0) as client:
+        session = ChatSession(client)
+        reply = session.send("hi").pipe(rxops.final_message()).run()
+        assert server.requests[0].json["stream_options"] == {"include_usage": True}
+        assert reply.usage is not None and reply.usage.total_tokens > 0
+        assert session.messages[-1].usage == reply.usage  # kept in the history
+        quiet = ChatSession(client, params={"stream_options": {"include_usage": False}})
+        assert quiet.send("hi").pipe(rxops.final_message()).run().usage is None
+        assert server.requests[1].json["stream_options"] == {"include_usage": False}
+        session.dispose()
+        quiet.dispose()
