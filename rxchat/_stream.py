@@ -455,7 +455,8 @@ class _Shared(_Reader):
             if response.status_code >= 400:
                 body = client.redact(response.read_text(keep_partial=True))
                 raise status_error(
-                    response.status_code, body, response.headers, client.completions_url
+                    response.status_code, body, response.headers, client.completions_url,
+                    key_source=client._key_source,
                 )
             if response.content_type != "text/event-stream":
                 self._read_whole_body(response)
