@@ -31,6 +31,8 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
+from .rxinternals import scheduler_loop
+
 _T = TypeVar("_T")
 
 __all__ = ["deliver_on_loop", "loop_of", "on_loop", "on_subscriber_loop", "thread_safe"]
@@ -42,9 +44,7 @@ def loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop | 
     """The event loop of an asyncio scheduler, or None for any other scheduler."""
     if not isinstance(scheduler, AsyncIOScheduler):
         return None
-    # RxPY keeps the loop in ``_loop`` (since 3.0) and has no public accessor.
-    loop = getattr(scheduler, "_loop", None)
-    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
+    return scheduler_loop(scheduler)
 
 
 def thread_safe(scheduler: abc.SchedulerBase) -> abc.SchedulerBase:

@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import TextIO
 
 from ..errors import (
+    AmbiguousConversationIdError,
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
@@ -128,7 +129,9 @@ def report_error(
     if debug:
         stderr.write(_redact("".join(traceback.format_exception(error)), secrets))
     message = str(error) or type(error).__name__
-    if isinstance(error, ConversationNotFoundError):  # the CLI's words, not the API's
+    if isinstance(error, ConversationNotFoundError) and not isinstance(
+        error, AmbiguousConversationIdError  # its message lists the candidates
+    ):  # the CLI's words, not the API's
         message = (f"No logged conversation {error.conversation_id!r}; list them with "
                    "`rxchat logs list`.")
     if not isinstance(error, RxChatError):

@@ -245,4 +245,4 @@ def test_ids_are_taken_by_any_unique_prefix(fake: FakeServer, data: Path) -> Non
     removed = run(data, "logs", "rm", owls[:unique])
     assert removed.out == f"Deleted conversation {owls}.\n"
     gone = run(data, "logs", "show", owls[:unique])
-    assert gone.status == ExitCode.USAGE and "No conversation" in gone.err
+    assert gone.status == ExitCode.USAGE and "No logged conversation" in gone.err
