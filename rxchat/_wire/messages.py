@@ -77,6 +77,7 @@ def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) 
     ):
         content, reasoning = _text_fields(content, reasoning)
     calls = get("tool_calls")
+    _check_fields(delta, finish_reason, calls)
     return message(
         get("role") or "assistant",
         content,
@@ -89,6 +90,49 @@ def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) 
         finish_reason,
         index,
     )
+
+
+_FIELDS = ("role", "name", "tool_call_id")
+_CALL_FIELDS = ("id", "type")
+_FUNCTION_FIELDS = ("name", "arguments")
+
+
+def _check_fields(delta: dict[str, Any], finish_reason: Any, calls: Any) -> None:
+    """Every field a ``Message`` types as text is text (or null) on the wire.
+
+    A number or a list where a role, a name or a tool call's name belongs would be
+    committed to history and break every later request (or a tool lookup).
+
+    Raises:
+        TypeError: A field that must be a string is not (`DeltaDecoder` makes it a
+            ``StreamError`` quoting the chunk).
+    """
+    for field in _FIELDS:
+        value = delta.get(field)
+        if value is not None and type(value) is not str:
+            raise TypeError(f"delta.{field} is {type(value).__name__}, not a string")
+    if finish_reason is not None and type(finish_reason) is not str:
+        raise TypeError(f"finish_reason is {type(finish_reason).__name__}, not a string")
+    if not calls:
+        return
+    for call in calls if isinstance(calls, list) else ():
+        if not isinstance(call, dict):
+            continue
+        for field in _CALL_FIELDS:
+            value = call.get(field)
+            if value is not None and type(value) is not str:
+                raise TypeError(f"tool_calls[].{field} is {type(value).__name__}, not a string")
+        function = call.get("function")
+        if function is None:
+            continue
+        if not isinstance(function, dict):
+            raise TypeError(f"tool_calls[].function is {type(function).__name__}, not an object")
+        for field in _FUNCTION_FIELDS:
+            value = function.get(field)
+            if value is not None and type(value) is not str:
+                raise TypeError(
+                    f"tool_calls[].function.{field} is {type(value).__name__}, not a string"
+                )
 
 
 def _text_fields(content: Any, reasoning: Any) -> tuple[str | None, str | None]:
