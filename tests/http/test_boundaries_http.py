@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from rxchat._http.listing import list_models
 
 from rxchat import ChatClient, ChatMessage, create_stream_completion
+from rxchat._concurrency.pool import SEND_THREADS
+from rxchat.cli._listing import list_models
 from rxchat.errors import APIStatusError, ConfigurationError, StreamError
 from rxchat.testing import FakeServer, RecordedRequest, Reply, chunk, sse_event
 from tests.conftest import PARAMS, collect
@@ -198,7 +199,10 @@ def test_the_model_list_follows_a_same_origin_redirect(redirecting: _Redirecting
 def test_many_concurrent_streams_on_one_client_keep_their_connections(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    streams = 24  # more than requests' default pool of 10
+    # more than requests' default pool of 10, and at most as many as the send pool
+    # sends at once (a sender waits for its headers; the server here answers none
+    # before all have arrived)
+    streams = min(24, SEND_THREADS)
     arrived = threading.Barrier(streams, timeout=10)
 
     def respond(_request: RecordedRequest) -> Reply:
