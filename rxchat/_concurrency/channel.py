@@ -33,6 +33,7 @@ from reactivex import Observable
 from reactivex.disposable import SingleAssignmentDisposable
 
 from .mailbox import on_a_drain_thread, push_back
+from .pool import delivering_a_stream, hold_delivery
 
 _T = TypeVar("_T")
 
@@ -58,6 +59,8 @@ class Channel(Generic[_T]):
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self._subscription = SingleAssignmentDisposable()
+        # holds of delivering streams (`pool.hold_delivery`), released when room is made
+        self._releases: list[Callable[[], None]] = []
 
     @property
     def closed(self) -> bool:
@@ -81,9 +84,21 @@ class Channel(Generic[_T]):
         """
         drain = on_a_drain_thread()
         wait = threading.get_ident() != self._loop_thread and not drain
-        self._put(NEXT, value, wait=wait)
+        # On a delivery-pool thread, waiting would take that thread from every other
+        # stream: that stream is held after this value instead, until there is room.
+        delivering = wait and delivering_a_stream()
+        self._put(NEXT, value, wait=wait and not delivering)
         if drain and self.full:
             push_back(self.wait_for_room)
+        elif delivering and self.full:
+            release = hold_delivery()
+            if release is not None:
+                with self._room:
+                    if self.full:
+                        self._releases.append(release)
+                        release = None
+                if release is not None:  # room was made meanwhile
+                    release()
 
     @property
     def full(self) -> bool:
@@ -140,6 +155,19 @@ class Channel(Generic[_T]):
             if self._items:
                 item = self._items.popleft()
                 self._room.notify()
+                releases, self._releases = self._releases, []
+            else:
+                releases = None
+        if releases is not None:
+            for release in releases:
+                release()
+            return item
+        with self._room:
+            if self._closed:
+                return COMPLETED, None
+            if self._items:  # arrived meanwhile
+                item = self._items.popleft()
+                self._room.notify()
                 return item
             waiter = self._waiter = self._loop.create_future()
             return waiter
@@ -153,6 +181,7 @@ class Channel(Generic[_T]):
         with self._room:
             self._closed = True
             self._items.clear()
+            self._releases.clear()
             waiter, self._waiter = self._waiter, None
             self._room.notify_all()
         self._subscription.dispose()

@@ -31,6 +31,8 @@ from typing import Any
 
 __all__ = [
     "DELIVERY_THREADS",
+    "delivering_a_stream",
+    "hold_delivery",
     "IDLE_SECONDS",
     "SEND_THREADS",
     "SerialQueue",
@@ -205,6 +207,31 @@ def delivery_pool() -> WorkerPool:
     return _pool("rxchat-deliver", DELIVERY_THREADS)
 
 
+_here = threading.local()
+
+
+def delivering_a_stream() -> bool:
+    """Whether the calling thread is a pool thread delivering a stream's value."""
+    return getattr(_here, "queue", None) is not None
+
+
+def hold_delivery() -> Callable[[], None] | None:
+    """Called from a subscriber of a stream: stop delivering that stream after this
+    value, without blocking the pool thread, until the returned function is called.
+
+    For a consumer that is full (an ``aio`` iterator nobody reads): waiting on a pool
+    thread would stop every other stream once as many consumers as the pool has threads
+    are full. Held, the stream's values wait in its queue, and the reader stops reading
+    it once they pass the high-water mark (TCP back-pressure).
+
+    Returns:
+        The release function (safe from any thread, more than once), or None when the
+        caller is not delivering a stream's value on a pool thread.
+    """
+    queue: SerialQueue | None = getattr(_here, "queue", None)
+    return queue._hold() if queue is not None else None
+
+
 _BATCH, _CALL = 0, 1
 _TURN = 32
 """Items one drain runs before it lets other streams' queues have the thread."""
@@ -242,6 +269,8 @@ class SerialQueue:
         self._lock = threading.Lock()
         self._items: deque[tuple[int, Any]] = deque()
         self._busy = False
+        self._held = False  # a consumer asked to stop after the current value
+        self._parked = False  # held: the drain ended with items left, busy kept
         self.stopped = False
         self.backlog = 0
         self.paused = False
@@ -288,23 +317,73 @@ class SerialQueue:
             self._busy = True
         self._pool.submit(self._drain)
 
+    def _hold(self) -> Callable[[], None]:
+        with self._lock:
+            self._held = True
+        return self._release
+
+    def _release(self) -> None:
+        with self._lock:
+            self._held = False
+            if not self._parked:
+                return
+            self._parked = False
+            if self.stopped:
+                self._busy = False
+                return
+        self._pool.submit(self._drain)
+
+    def _park(self, rest: Any) -> bool:
+        """Under the lock: if held, keep ``rest`` (the batch's undelivered values and
+        weight, or None) first in line and end the drain, still busy."""
+        if not self._held or self.stopped:
+            return False
+        if rest is not None:
+            self._items.appendleft((_BATCH, rest))
+        self._parked = True
+        return True
+
     def _drain(self) -> None:
+        outer, _here.queue = getattr(_here, "queue", None), self
+        try:
+            self._drain_turn()
+        finally:
+            _here.queue = outer
+
+    def _drain_turn(self) -> None:
         lock, items, on_next = self._lock, self._items, self._on_next
         for _ in range(_TURN):
+            wake = False
             with lock:
-                if self.stopped or not items:
+                idle = self.stopped or not items
+                if idle:
                     self._busy = False
-                    return
-                kind, item = items.popleft()
+                    # a hold that ended the last batch left the reader paused
+                    wake = self.paused and not self.stopped and self.backlog <= self._low
+                    if wake:
+                        self.paused = False
+                else:
+                    kind, item = items.popleft()
+            if idle:
+                if wake:
+                    self._resume()
+                return
             if kind == _CALL:
                 item()
                 continue
             batch, weight = item
             try:
-                for value in batch:
+                for position, value in enumerate(batch):
                     if self.stopped:
                         break
                     on_next(value)
+                    if self._held:
+                        with lock:
+                            rest = batch[position + 1:]
+                            if self._park((rest, weight) if rest else None):
+                                if not rest:
+                                    self.backlog = max(0, self.backlog - weight)
+                                return
             except Exception as exc:  # the subscriber's own bug ends its stream
                 self.stop()
                 self._on_failure(exc)

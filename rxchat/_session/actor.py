@@ -280,9 +280,20 @@ class SessionActor:
         if not isinstance(tools, _StepTools):
             tools = _StepTools()
             ask.stream.disposable = tools  # the finished stream of the step is let go
-        tools.add(self._start_tool(effect.call, lambda content, error: post(
-            ToolReturned(ask, ToolFinished(effect.turn, effect.call, content, error))
-        )))
+        try:
+            run = self._start_tool(effect.call, lambda content, error: post(
+                ToolReturned(ask, ToolFinished(effect.turn, effect.call, content, error))
+            ))
+        except Exception as exc:  # a call it cannot even start: answered, never waited for
+            call = effect.call
+            error = ToolError(
+                f"Tool call {call.id!r} could not start: {exc!r}.",
+                tool_call_id=call.id, tool_name=str(call.function.name),
+            )
+            error.__cause__ = exc
+            post(ToolReturned(ask, ToolFinished(effect.turn, call, f"Error: {error}", error)))
+            return
+        tools.add(run)
 
     def _crash(self, error: Exception) -> None:  # pragma: no cover - a bug in step()
         log.critical("rxchat: the session's reducer failed", exc_info=error)

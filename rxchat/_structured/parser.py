@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .._wire.text import has_surrogates, valid_text
 from ..errors import StructuredOutputError
 from .validate import Mismatch, SchemaChecker, format_path
 
@@ -99,6 +100,7 @@ class JSONStream:
         self._string_schema: Any = None
         self._string_path: tuple[Any, ...] = ()
         self._shown = 0  # the length of the open string as shown
+        self._surrogates = False
         self._changed = False
 
     @property
@@ -272,7 +274,14 @@ class JSONStream:
         if match is None:
             raise Mismatch(f"the reply is not JSON: {token!r} is not a number", None)
         if match.group(1) is None and match.group(2) is None:
-            self._scalar(int(token), "integer")
+            try:
+                number = int(token)
+            except ValueError:  # more digits than Python converts (sys.int_info)
+                raise Mismatch(
+                    f"the reply holds an integer of {len(token)} digits, too long to read",
+                    None,
+                ) from None
+            self._scalar(number, "integer")
         else:
             self._scalar(float(token), "number")
 
@@ -318,6 +327,7 @@ class JSONStream:
         else:
             self._unexpected('"')
         self._string, self._raw, self._shown = [], "", 0
+        self._surrogates = False  # the open string holds a surrogate code point
 
     def _string_body(self, buffer: str, i: int) -> int:
         j = _STRING_BODY.match(buffer, i).end()  # type: ignore[union-attr]
@@ -338,7 +348,9 @@ class JSONStream:
     def _end_string(self) -> None:
         parts, raw = self._string, self._raw
         assert parts is not None
-        text = "".join(parts) + self._decoded(raw)
+        # Valid Unicode, as every text rxchat hands out: an escaped or split pair
+        # joined, a lone surrogate U+FFFD.
+        text = valid_text("".join(parts) + self._decoded(raw))
         self._string, self._raw = None, ""
         if self._string_is_key:
             top = self._stack[-1]
@@ -365,11 +377,18 @@ class JSONStream:
         parts = self._string
         assert parts is not None
         if raw:
-            parts.append(self._decoded(raw))
+            piece = self._decoded(raw)
+            self._surrogates = self._surrogates or has_surrogates(piece)
+            parts.append(piece)
             if len(parts) > 1:
                 parts[:] = ["".join(parts)]
         self._raw = held
         text = parts[0] if parts else ""
+        if self._surrogates:
+            # Shown as valid Unicode; a high surrogate at the end waits for its pair.
+            text = valid_text(text, keep_open=True)
+            if text and "\ud800" <= text[-1] <= "\udbff":
+                text = text[:-1]
         if self._checker is not None:
             self._checker.prefix(self._string_schema, text, self._string_path)
         self._set_string(text)

@@ -77,18 +77,55 @@ def delta_message(delta: dict[str, Any], finish_reason: str | None, index: int) 
     ):
         content, reasoning = _text_fields(content, reasoning)
     calls = get("tool_calls")
+    role, name, call_id = get("role"), get("name"), get("tool_call_id")
+    # A number or a list where a role, a name or an id belongs would be committed to
+    # history and break every later request: inline checks, cheap per delta.
+    if (
+        (role is not None and type(role) is not str)
+        or (name is not None and type(name) is not str)
+        or (call_id is not None and type(call_id) is not str)
+        or (finish_reason is not None and type(finish_reason) is not str)
+    ):
+        raise TypeError("a role, name, tool_call_id or finish_reason is not a string")
+    if calls:
+        _check_calls(calls)
     return message(
-        get("role") or "assistant",
+        role or "assistant",
         content,
         reasoning,
-        get("name"),
+        name,
         tuple(ToolCall.from_dict(c, i) for i, c in enumerate(calls) if isinstance(c, dict))
         if calls
         else (),
-        get("tool_call_id"),
+        call_id,
         finish_reason,
         index,
     )
+
+
+_STR_OR_NONE = frozenset((str, type(None)))
+
+
+def _check_calls(calls: Any) -> None:
+    """Each tool call's id, type, name and arguments is text (or null) on the wire
+    (a list as the name made the tool lookup fail on the session's thread).
+
+    Raises:
+        TypeError: One is not (`DeltaDecoder` makes it a ``StreamError`` quoting the
+            chunk).
+    """
+    for call in calls if isinstance(calls, list) else ():
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function")
+        if function is None:
+            function = {}
+        elif not isinstance(function, dict):
+            raise TypeError(f"tool_calls[].function is {type(function).__name__}, not an object")
+        if not _STR_OR_NONE.issuperset(map(type, (
+            call.get("id"), call.get("type"), function.get("name"), function.get("arguments")
+        ))):
+            raise TypeError("a tool call's id, type, name or arguments is not a string")
 
 
 def _text_fields(content: Any, reasoning: Any) -> tuple[str | None, str | None]:

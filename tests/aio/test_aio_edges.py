@@ -143,3 +143,38 @@ def test_take_on_an_awaiting_loop_keeps_only_the_deltas_it_was_given(
 
 async def _awaited(observable: Any) -> Any:
     return await observable
+
+
+# -- attack round: full iterators must not take the delivery pool -------------------
+
+
+def test_iterators_nobody_reads_do_not_stall_other_streams() -> None:
+    # An aio iterator whose consumer is behind made the delivery thread wait for room:
+    # as many unread iterators as the pool has threads stopped every stream of the
+    # process (the next stream's first delta never came).
+    from rxchat._concurrency.pool import DELIVERY_THREADS
+
+    unread = DELIVERY_THREADS + 2
+    words = [f"w{i} " for i in range(300)]
+    with FakeServer() as server:
+        client = ChatClient(server.base_url, "sk-test")
+
+        async def main() -> tuple[str, list[str]]:
+            iterators = []
+            for _ in range(unread):
+                server.enqueue(Reply.events([chunk(content=w) for w in words]))
+                iterator = aio.iterate(create_stream_completion(PARAMS, client=client),
+                                       maxsize=2)
+                await anext(iterator)  # open, then left unread
+                iterators.append(iterator)
+            server.enqueue(Reply.text("free stream"))
+            other = await aio.complete(PARAMS, client=client)
+            # and the held streams lose nothing once read
+            texts = []
+            for iterator in iterators:
+                texts.append("".join([m.content or "" async for m in iterator]))
+            return other.content or "", texts
+
+        content, texts = run(main, timeout=HANG)
+    assert content == "free stream"
+    assert texts == ["".join(words[1:])] * unread

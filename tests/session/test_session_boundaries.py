@@ -4,6 +4,7 @@ and the next one is served; what it commits is valid Unicode; wrong arguments ar
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,30 @@ def test_history_system_and_restored_messages_are_valid_text(tmp_path: Path) -> 
     session.set_system("t\udbff")
     scheduler.start()
     assert session.messages[0].content == "t\ufffd"
+
+
+def test_a_tool_call_that_cannot_start_is_answered_and_the_turn_goes_on() -> None:
+    # A call whose name is not a string (from a complete= function; the wire refuses
+    # it) made the tool lookup raise on the session's thread: the step waited forever.
+    scheduler = TestScheduler()
+    call = ToolCall.from_dict({"index": 0, "id": "c1", "function": {"name": "f"}})
+    bad = replace(call, function=replace(call.function, name=["f"]))  # type: ignore[arg-type]
+    first = reply(scheduler, Message(tool_calls=(bad,), finish_reason="tool_calls"))
+    after = reply(scheduler, Message(content="recovered"))
+    session = ChatSession(
+        complete=ScriptedCompletion(first, after), scheduler=scheduler, tools=[_f],
+    )
+    outcomes: list[Any] = []
+    at(scheduler, 100, lambda: session.ask("one").subscribe(
+        on_error=outcomes.append, on_completed=lambda: outcomes.append("done")))
+    scheduler.start()
+    assert outcomes == ["done"]
+    roles = [m.role for m in session.messages]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert "could not start" in (session.messages[2].content or "")
+    assert session.messages[-1].content == "recovered"
+
+
+def _f() -> str:
+    """A tool."""
+    return "ok"

@@ -122,3 +122,33 @@ def test_the_work_of_a_piece_does_not_grow_with_what_came_before() -> None:
     assert len(stream._tail) == 0
     stream.feed('{"n": 12')
     assert stream._tail == "12"
+
+
+# -- attack round: hostile JSON -------------------------------------------------------
+
+
+def test_an_integer_too_long_for_python_is_a_structured_output_error() -> None:
+    # int() refuses more than sys.int_info.str_digits_check_threshold digits with a
+    # ValueError; that reached the user untyped.
+    stream = JSONStream()
+    with pytest.raises(StructuredOutputError, match="5000 digits"):
+        for piece in ('{"a": [', "9" * 5000, "]}"):
+            stream.feed(piece)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        (['["\\ud83d x"]'], ["\ufffd x"]),  # a lone escaped high surrogate
+        (['["x \\ude00"]'], ["x \ufffd"]),  # a lone escaped low surrogate
+        (['["\\ud83d', '\\ude00"]'], ["\U0001f600"]),  # an escaped pair split
+        (['["\ud83d', '\ude00 ok"]'], ["\U0001f600 ok"]),  # a raw pair split across deltas
+        (['{"\\udc00": 1}'], {"\ufffd": 1}),  # in a key
+    ],
+)
+def test_strings_are_valid_unicode_shown_and_final(pieces: list[str], expected: Any) -> None:
+    final, seen = _feed(pieces)
+    assert final == expected
+    for value in [*seen, final]:
+        text = json.dumps(value, ensure_ascii=False)
+        text.encode("utf-8")  # no surrogate code point anywhere: this would raise

@@ -196,3 +196,25 @@ def test_json_nested_too_deeply_is_a_stream_error_saying_so(depth: int) -> None:
     assert decoder.common_delta(data) is None
     with pytest.raises(StreamError, match="nested too deeply"):
         decoder.decode_data(data)
+
+
+# -- attack round: fields a Message types as text ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delta", "finish"),
+    [
+        ({"role": 5, "content": "x"}, None),  # committed, it broke every later request
+        ({"content": "x", "name": ["n"]}, None),
+        ({"content": "x", "tool_call_id": {}}, None),
+        ({"content": "x"}, 5),
+        ({"tool_calls": [{"index": 0, "id": "c", "function": {"name": ["f"]}}]}, None),
+        ({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": 5}}]},
+         None),
+        ({"tool_calls": [{"index": 0, "id": 7, "function": {"name": "f"}}]}, None),
+        ({"tool_calls": [{"index": 0, "id": "c", "function": "f"}]}, None),
+    ],
+)
+def test_a_non_string_text_field_is_a_stream_error(delta: dict[str, Any], finish: Any) -> None:
+    with pytest.raises(StreamError, match="not shaped like a chat completion chunk"):
+        DeltaDecoder().decode_data(chunk(delta, finish))
