@@ -5,7 +5,9 @@ thread per connection), plays scripted `Reply` values in order
 and, when the script is empty, asks its ``responder`` (by default the offline model).
 Every request is recorded, and every client disconnect seen while a reply was being
 sent is counted, so tests can assert what went over the wire and that dispose closed
-the socket.
+the socket. `FakeServer.events` logs, in order and with the server's clock, when each
+request was read, its headers sent, each body part written and each disconnect seen,
+so tests wait for those moments and assert their order instead of sleeping.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 from .model import offline_reply
 from .replies import RESET, STALL, RecordedRequest, Reply
 
-__all__ = ["FakeServer"]
+__all__ = ["FakeServer", "ServerEvent"]
 
 Responder = Callable[["RecordedRequest"], Reply]
 
@@ -35,15 +38,42 @@ GATE_TIMEOUT_S = 10.0
 """Longest wait of a reply for a ``threading.Event`` part, before it ends the body."""
 
 
+EventKind = Literal["request", "headers", "write", "disconnect"]
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    """One thing the server did, as `FakeServer.events` logs it.
+
+    Attributes:
+        kind: ``"request"`` (a request fully read, body included), ``"headers"``
+            (the status line and headers sent), ``"write"`` (one body part sent) or
+            ``"disconnect"`` (the client went away while a reply was being sent).
+        request: Index in `FakeServer.requests` of the request the event belongs
+            to (-1 for a ``GET``, which is not recorded).
+        at: ``time.monotonic()`` on the server when it happened.
+    """
+
+    kind: EventKind
+    request: int
+    at: float
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on reused connections
     server: _Server
 
+    _request_index = -1
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def _event(self, kind: EventKind) -> None:
+        self.server.owner._log(kind, self._request_index)
+
     def do_GET(self) -> None:
+        self._request_index = -1
         ids = self.server.owner.models
         if self.path.rstrip("/").endswith("/models") and ids is not None:
             data = [{"id": name, "object": "model", "owned_by": "rxchat"} for name in ids]
@@ -63,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
             client=(str(self.client_address[0]), int(self.client_address[1])),
         )
         owner = self.server.owner
-        owner._record(request)
+        self._request_index = owner._record(request)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             reply = Reply.error(404, {"error": {"message": f"No route {self.path}"}})
         else:
@@ -93,9 +123,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         try:
+            self.wfile.flush()
+            self._event("headers")
             self._write_parts(reply)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-            self.server.owner._disconnected()
+            self.server.owner._disconnected(self._request_index)
             self.close_connection = True
 
     def _write_parts(self, reply: Reply) -> None:
@@ -111,6 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
                     chunked = False
                 self.wfile.write(data)
                 self.wfile.flush()
+                self._event("write")
             elif part is STALL:
                 self._stall()
                 return
@@ -127,6 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+            self._event("write")
         if reply.framing == "close":
             self.close_connection = True
 
@@ -165,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True
             return
-        owner._disconnected()
+        owner._disconnected(self._request_index)
         self.close_connection = True
 
 
@@ -223,6 +257,8 @@ class FakeServer:
             None makes it a 404, as on a server without the route.
         connections: TCP connections accepted so far: a client that reuses its
             connection sends many requests over one.
+        events: Every `ServerEvent` so far, in the order they happened (appended
+            under a lock, so a copy of the list is a consistent history).
     """
 
     def __init__(
@@ -237,6 +273,7 @@ class FakeServer:
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
         self.connections = 0
+        self.events: list[ServerEvent] = []
         self.ssl_context = ssl_context
         self._disconnect_event = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -300,17 +337,66 @@ class FakeServer:
         return True
 
     def wait_for_requests(self, count: int = 1, timeout: float = 5.0) -> bool:
-        """Wait until ``count`` requests have been received."""
+        """Wait until ``count`` requests have been received (read, body included)."""
+        return self.wait_for_event("request", count, timeout)
+
+    def wait_for_headers(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Wait until the server has sent the headers of ``count`` replies.
+
+        Args:
+            count: How many replies' headers (over all requests, GETs included).
+            timeout: Seconds to wait at most.
+
+        Returns:
+            True once they are sent; False if ``timeout`` passed first.
+        """
+        return self.wait_for_event("headers", count, timeout)
+
+    def wait_for_event(self, kind: EventKind, count: int = 1, timeout: float = 5.0) -> bool:
+        """Wait until `events` holds ``count`` events of ``kind``.
+
+        Args:
+            kind: ``"request"``, ``"headers"``, ``"write"`` or ``"disconnect"``.
+            count: How many such events, counted from the server's start.
+            timeout: Seconds to wait at most.
+
+        Returns:
+            True once there are that many; False if ``timeout`` passed first.
+        """
         deadline = time.monotonic() + timeout
-        while len(self.requests) < count:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
+        with self._disconnect_event:
+            while sum(1 for event in self.events if event.kind == kind) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._disconnect_event.wait(left)
         return True
 
-    def _record(self, request: RecordedRequest) -> None:
+    def events_of(self, request: int) -> list[str]:
+        """The kinds of the events of one request, in order.
+
+        Args:
+            request: Index in `requests` (negative counts from the end).
+
+        Returns:
+            E.g. ``["request", "headers", "write", "disconnect"]``.
+        """
         with self._lock:
+            index = request if request >= 0 else len(self.requests) + request
+            return [event.kind for event in self.events if event.request == index]
+
+    def _record(self, request: RecordedRequest) -> int:
+        with self._disconnect_event:
             self.requests.append(request)
+            index = len(self.requests) - 1
+            self.events.append(ServerEvent("request", index, time.monotonic()))
+            self._disconnect_event.notify_all()
+        return index
+
+    def _log(self, kind: EventKind, request: int) -> None:
+        with self._disconnect_event:
+            self.events.append(ServerEvent(kind, request, time.monotonic()))
+            self._disconnect_event.notify_all()
 
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
@@ -322,7 +408,8 @@ class FakeServer:
         with self._lock:
             self.connections += 1
 
-    def _disconnected(self) -> None:
+    def _disconnected(self, request: int = -1) -> None:
         with self._disconnect_event:
             self.disconnects += 1
+            self.events.append(ServerEvent("disconnect", request, time.monotonic()))
             self._disconnect_event.notify_all()
