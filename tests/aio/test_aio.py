@@ -9,6 +9,7 @@ error the loop's exception handler saw.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import threading
@@ -84,18 +85,25 @@ def _no_thread_safety_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]
 def test_await_a_final_message_returns_as_soon_as_the_stream_ends(
     server: FakeServer, client: ChatClient
 ) -> None:
-    server.enqueue(Reply.text("hello there"))
+    # The end of the body waits for `release`, set once the await has returned: the
+    # loop has nothing else to wake it, so an await that the stream's end does not
+    # wake (a value handed over without waking the loop) returns only when the guard
+    # timer wakes the loop, after the server stopped waiting (10 s) and so never sent
+    # the end of the body.
+    release = threading.Event()
+    text = Reply.text("hello there")
+    server.enqueue(dataclasses.replace(text, parts=(*text.parts, release)))
 
-    async def main() -> tuple[Message, float]:
-        started = time.monotonic()
+    async def main() -> Message:
         reply = await create_stream_completion(PARAMS, client=client).pipe(
             rxops.final_message()
         )
-        return reply, time.monotonic() - started
+        release.set()
+        return reply
 
-    reply, took = run(main)
+    reply = run(main, timeout=15)
     assert reply.content == "hello there"
-    assert took < 2.0, f"the await waited {took:.2f} s for something to wake the loop"
+    assert server.wait_for_event("write", len(text.parts) + 1), "the loop was not woken"
 
 
 def test_await_a_stream_gives_its_last_delta_on_the_loop_thread(
