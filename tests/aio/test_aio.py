@@ -13,7 +13,6 @@ import dataclasses
 import gc
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -126,10 +125,13 @@ def test_await_a_stream_gives_its_last_delta_on_the_loop_thread(
 
 @pytest.mark.parametrize("operator", ["accumulate", "content", "reasoning", "final_message"])
 def test_await_every_operator_over_a_foreign_thread_source(operator: str) -> None:
-    # A plain Observable emitting on its own thread: the operator alone hands over.
+    # A plain Observable emitting on its own thread, once the await has subscribed and
+    # given the loop back: the operator alone hands over.
+    awaiting = threading.Event()
+
     def source(observer: Any, _scheduler: Any = None) -> Any:
         def emit() -> None:
-            time.sleep(0.05)
+            assert awaiting.wait(5)
             observer.on_next(Message(content="x", reasoning_content="r"))
             observer.on_completed()
 
@@ -137,6 +139,7 @@ def test_await_every_operator_over_a_foreign_thread_source(operator: str) -> Non
         return reactivex.disposable.Disposable()
 
     async def main() -> object:
+        asyncio.get_running_loop().call_soon(awaiting.set)  # runs once the await yields
         return await reactivex.create(source).pipe(getattr(rxops, operator)())
 
     assert run(main, timeout=5) in (Message(content="x", reasoning_content="r"), "x", "r")
