@@ -34,6 +34,9 @@ __all__ = ["FakeServer", "ServerEvent"]
 
 Responder = Callable[["RecordedRequest"], Reply]
 
+EVENTS_KEPT = 100_000
+"""`FakeServer.events` keeps the most recent this many (``rxchat serve`` runs for long)."""
+
 GATE_TIMEOUT_S = 10.0
 """Longest wait of a reply for a ``threading.Event`` part, before it ends the body."""
 
@@ -257,8 +260,8 @@ class FakeServer:
             None makes it a 404, as on a server without the route.
         connections: TCP connections accepted so far: a client that reuses its
             connection sends many requests over one.
-        events: Every `ServerEvent` so far, in the order they happened (appended
-            under a lock, so a copy of the list is a consistent history).
+        events: The `ServerEvent`s so far (the most recent 100 000), in the order
+            they happened; appended under a lock, so a copy is a consistent history.
     """
 
     def __init__(
@@ -274,6 +277,7 @@ class FakeServer:
         self.disconnects = 0
         self.connections = 0
         self.events: list[ServerEvent] = []
+        self._event_counts: dict[str, int] = {}
         self.ssl_context = ssl_context
         self._disconnect_event = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -357,7 +361,8 @@ class FakeServer:
 
         Args:
             kind: ``"request"``, ``"headers"``, ``"write"`` or ``"disconnect"``.
-            count: How many such events, counted from the server's start.
+            count: How many such events, counted from the server's start (also those
+                no longer kept in `events`).
             timeout: Seconds to wait at most.
 
         Returns:
@@ -365,7 +370,7 @@ class FakeServer:
         """
         deadline = time.monotonic() + timeout
         with self._disconnect_event:
-            while sum(1 for event in self.events if event.kind == kind) < count:
+            while self._event_counts.get(kind, 0) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -389,14 +394,20 @@ class FakeServer:
         with self._disconnect_event:
             self.requests.append(request)
             index = len(self.requests) - 1
-            self.events.append(ServerEvent("request", index, time.monotonic()))
-            self._disconnect_event.notify_all()
+            self._append(ServerEvent("request", index, time.monotonic()))
         return index
 
     def _log(self, kind: EventKind, request: int) -> None:
         with self._disconnect_event:
-            self.events.append(ServerEvent(kind, request, time.monotonic()))
-            self._disconnect_event.notify_all()
+            self._append(ServerEvent(kind, request, time.monotonic()))
+
+    def _append(self, event: ServerEvent) -> None:
+        """Log ``event`` and wake the waiters; the caller holds the lock."""
+        self.events.append(event)
+        if len(self.events) > EVENTS_KEPT:
+            del self.events[: len(self.events) - EVENTS_KEPT // 2]
+        self._event_counts[event.kind] = self._event_counts.get(event.kind, 0) + 1
+        self._disconnect_event.notify_all()
 
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
@@ -411,5 +422,4 @@ class FakeServer:
     def _disconnected(self, request: int = -1) -> None:
         with self._disconnect_event:
             self.disconnects += 1
-            self.events.append(ServerEvent("disconnect", request, time.monotonic()))
-            self._disconnect_event.notify_all()
+            self._append(ServerEvent("disconnect", request, time.monotonic()))

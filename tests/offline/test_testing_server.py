@@ -194,3 +194,19 @@ def test_tool_calls_reply_accepts_the_flat_and_the_nested_openai_shape() -> None
     assert flat == nested
     with pytest.raises(ValueError, match="call 0 has no name"):
         Reply.tool_calls([{"id": "c1", "function": {"arguments": "{}"}}])
+
+
+def test_the_event_log_is_bounded_and_waits_still_count_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rxchat._offline import server as server_module
+
+    monkeypatch.setattr(server_module, "EVENTS_KEPT", 10)
+    with FakeServer() as server:
+        for _ in range(5):
+            server.enqueue(Reply.raw([b"a", b"b", b"c"], framing="length"))
+            assert post(server, {})[1] == b"abc"
+        assert server.wait_for_event("write", 15, timeout=5)  # 5 x (3 parts)
+        assert server.wait_for_requests(5, timeout=5)
+        assert len(server.events) <= 10
+        assert server.events_of(4) == ["request", "headers", "write", "write", "write"]
