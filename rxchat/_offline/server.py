@@ -388,6 +388,8 @@ class FakeServer:
         """
         with self._lock:
             index = request if request >= 0 else len(self.requests) + request
+            if index < 0:
+                return []
             return [event.kind for event in self.events if event.request == index]
 
     def _record(self, request: RecordedRequest) -> int:

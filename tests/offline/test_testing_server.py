@@ -210,3 +210,7 @@ def test_the_event_log_is_bounded_and_waits_still_count_everything(
         assert server.wait_for_requests(5, timeout=5)
         assert len(server.events) <= 10
         assert server.events_of(4) == ["request", "headers", "write", "write", "write"]
+
+
+def test_events_of_a_request_that_does_not_exist_is_empty(server: FakeServer) -> None:
+    assert server.events_of(-1) == [] and server.events_of(3) == []
