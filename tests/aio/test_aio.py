@@ -472,18 +472,23 @@ def test_cancelling_an_awaited_turn_cancels_it(server: FakeServer, session: Chat
 def test_a_slow_consumer_never_stalls_the_session(
     server: FakeServer, session: ChatSession
 ) -> None:
-    server.enqueue(Reply.text("one two three four five six"))
+    reply = "one two three four five six"
+    server.enqueue(Reply.text(reply))
 
     async def main() -> list[str]:
         got: list[str] = []
         async for text in aio.iterate(session.ask("q").pipe(rxops.content()), maxsize=1):
             got.append(text)
             if len(got) == 1:
-                # The channel is full; the session's thread goes on all the same, so a
-                # blocking session method called from here returns.
-                await asyncio.sleep(0.1)
+                # The channel is full; the session's thread goes on all the same: the
+                # turn ends, and a blocking session method called from here returns.
+                def turn_ended() -> bool:
+                    messages = session.messages
+                    return bool(messages) and messages[-1].content == reply
+
+                assert await asyncio.to_thread(wait_until, turn_ended), "the session stalled"
                 session.set_system("Be brief.")
-                assert session.messages[-1].content == "one two three four five six"
+                assert session.messages[-1].content == reply
         return got
 
     assert "".join(run(main)) == "one two three four five six"

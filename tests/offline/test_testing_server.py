@@ -171,7 +171,7 @@ def test_a_get_is_logged_without_a_request() -> None:
         with contextlib.closing(conn):
             conn.request("GET", "/v1/models")
             assert conn.getresponse().status == 200
-        assert server.wait_for_headers(1)
+        assert server.wait_for_headers(1) and server.wait_for_event("write", 1)
         assert server.requests == []
         assert [(e.kind, e.request) for e in server.events][:2] == [("headers", -1),
                                                                    ("write", -1)]
