@@ -358,3 +358,17 @@ def postgres_dsn(postgres_server: str | None) -> Iterator[str]:
         unavailable("none was given and none could be started with .ci/pg-cluster")
     assert postgres_server is not None
     yield from isolated_dsn(postgres_server)
+
+
+def threads_started_since(before: set[threading.Thread]) -> list[str]:
+    """Names of the live threads that were not in ``before`` (``set(threading.enumerate())``).
+
+    A baseline taken this way needs no settling: a thread of an earlier test that is
+    still ending is in ``before``, so it is never blamed on the current test.
+    """
+    return [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
+def retry_timers() -> list[threading.Thread]:
+    """The live ``threading.Timer`` threads: the default scheduler waits for a retry in one."""
+    return [t for t in threading.enumerate() if isinstance(t, threading.Timer)]

@@ -5,7 +5,9 @@ thread per connection), plays scripted `Reply` values in order
 and, when the script is empty, asks its ``responder`` (by default the offline model).
 Every request is recorded, and every client disconnect seen while a reply was being
 sent is counted, so tests can assert what went over the wire and that dispose closed
-the socket.
+the socket. `FakeServer.events` logs, in order and with the server's clock, when each
+request was read, its headers sent, each body part written and each disconnect seen,
+so tests wait for those moments and assert their order instead of sleeping.
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 from .model import offline_reply
 from .replies import RESET, STALL, RecordedRequest, Reply
 
-__all__ = ["FakeServer"]
+__all__ = ["FakeServer", "ServerEvent"]
 
 Responder = Callable[["RecordedRequest"], Reply]
+
+EVENTS_KEPT = 100_000
+"""`FakeServer.events` keeps the most recent this many (``rxchat serve`` runs for long)."""
 
 GATE_TIMEOUT_S = 10.0
 """Longest wait of a reply for a ``threading.Event`` part, before it ends the body."""
@@ -41,15 +47,42 @@ def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "rxchat"}
 
 
+EventKind = Literal["request", "headers", "write", "disconnect"]
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    """One thing the server did, as `FakeServer.events` logs it.
+
+    Attributes:
+        kind: ``"request"`` (a request fully read, body included), ``"headers"``
+            (the status line and headers sent), ``"write"`` (one body part sent) or
+            ``"disconnect"`` (the client went away while a reply was being sent).
+        request: Index in `FakeServer.requests` of the request the event belongs
+            to (-1 for a ``GET``, which is not recorded).
+        at: ``time.monotonic()`` on the server when it happened.
+    """
+
+    kind: EventKind
+    request: int
+    at: float
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on reused connections
     server: _Server
 
+    _request_index = -1
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def _event(self, kind: EventKind) -> None:
+        self.server.owner._log(kind, self._request_index)
+
     def do_GET(self) -> None:
+        self._request_index = -1
         ids = self.server.owner.models
         path = self.path.split("?", 1)[0].rstrip("/")
         head, _, name = path.rpartition("/models/")
@@ -81,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
             client=(str(self.client_address[0]), int(self.client_address[1])),
         )
         owner = self.server.owner
-        owner._record(request)
+        self._request_index = owner._record(request)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             reply = Reply.error(404, {"error": {"message": f"No route {self.path}"}})
         else:
@@ -111,9 +144,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         try:
+            self.wfile.flush()
+            self._event("headers")
             self._write_parts(reply)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-            self.server.owner._disconnected()
+            self.server.owner._disconnected(self._request_index)
             self.close_connection = True
 
     def _write_parts(self, reply: Reply) -> None:
@@ -129,6 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
                     chunked = False
                 self.wfile.write(data)
                 self.wfile.flush()
+                self._event("write")
             elif part is STALL:
                 self._stall()
                 return
@@ -145,6 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+            self._event("write")
         if reply.framing == "close":
             self.close_connection = True
 
@@ -183,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True
             return
-        owner._disconnected()
+        owner._disconnected(self._request_index)
         self.close_connection = True
 
 
@@ -242,6 +279,8 @@ class FakeServer:
             the routes.
         connections: TCP connections accepted so far: a client that reuses its
             connection sends many requests over one.
+        events: The `ServerEvent`s so far (the most recent 100 000), in the order
+            they happened; appended under a lock, so a copy is a consistent history.
     """
 
     def __init__(
@@ -256,6 +295,8 @@ class FakeServer:
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
         self.connections = 0
+        self.events: list[ServerEvent] = []
+        self._event_counts: dict[str, int] = {}
         self.ssl_context = ssl_context
         self._disconnect_event = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -319,17 +360,75 @@ class FakeServer:
         return True
 
     def wait_for_requests(self, count: int = 1, timeout: float = 5.0) -> bool:
-        """Wait until ``count`` requests have been received."""
+        """Wait until ``count`` requests have been received (read, body included)."""
+        return self.wait_for_event("request", count, timeout)
+
+    def wait_for_headers(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Wait until the server has sent the headers of ``count`` replies.
+
+        Args:
+            count: How many replies' headers (over all requests, GETs included).
+            timeout: Seconds to wait at most.
+
+        Returns:
+            True once they are sent; False if ``timeout`` passed first.
+        """
+        return self.wait_for_event("headers", count, timeout)
+
+    def wait_for_event(self, kind: EventKind, count: int = 1, timeout: float = 5.0) -> bool:
+        """Wait until `events` holds ``count`` events of ``kind``.
+
+        Args:
+            kind: ``"request"``, ``"headers"``, ``"write"`` or ``"disconnect"``.
+            count: How many such events, counted from the server's start (also those
+                no longer kept in `events`).
+            timeout: Seconds to wait at most.
+
+        Returns:
+            True once there are that many; False if ``timeout`` passed first.
+        """
         deadline = time.monotonic() + timeout
-        while len(self.requests) < count:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
+        with self._disconnect_event:
+            while self._event_counts.get(kind, 0) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._disconnect_event.wait(left)
         return True
 
-    def _record(self, request: RecordedRequest) -> None:
+    def events_of(self, request: int) -> list[str]:
+        """The kinds of the events of one request, in order.
+
+        Args:
+            request: Index in `requests` (negative counts from the end).
+
+        Returns:
+            E.g. ``["request", "headers", "write", "disconnect"]``.
+        """
         with self._lock:
+            index = request if request >= 0 else len(self.requests) + request
+            if index < 0:
+                return []
+            return [event.kind for event in self.events if event.request == index]
+
+    def _record(self, request: RecordedRequest) -> int:
+        with self._disconnect_event:
             self.requests.append(request)
+            index = len(self.requests) - 1
+            self._append(ServerEvent("request", index, time.monotonic()))
+        return index
+
+    def _log(self, kind: EventKind, request: int) -> None:
+        with self._disconnect_event:
+            self._append(ServerEvent(kind, request, time.monotonic()))
+
+    def _append(self, event: ServerEvent) -> None:
+        """Log ``event`` and wake the waiters; the caller holds the lock."""
+        self.events.append(event)
+        if len(self.events) > EVENTS_KEPT:
+            del self.events[: len(self.events) - EVENTS_KEPT // 2]
+        self._event_counts[event.kind] = self._event_counts.get(event.kind, 0) + 1
+        self._disconnect_event.notify_all()
 
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
@@ -341,7 +440,7 @@ class FakeServer:
         with self._lock:
             self.connections += 1
 
-    def _disconnected(self) -> None:
+    def _disconnected(self, request: int = -1) -> None:
         with self._disconnect_event:
             self.disconnects += 1
-            self._disconnect_event.notify_all()
+            self._append(ServerEvent("disconnect", request, time.monotonic()))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .._offline.model import offline_answer, offline_reply, offline_tool_call
 from .._offline.replies import DONE, RESET, STALL, Framing, RecordedRequest, Reply, chunk, sse_event
-from .._offline.server import FakeServer
+from .._offline.server import FakeServer, ServerEvent
 from ._marbles import ScriptedCompletion, marble_deltas
 from ._proxy import ForwardProxy, closed_port
 
@@ -40,4 +40,5 @@ __all__ = [
     "offline_reply",
     "offline_tool_call",
     "sse_event",
+    "ServerEvent",
 ]

@@ -9,10 +9,10 @@ error the loop's exception handler saw.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -84,18 +84,25 @@ def _no_thread_safety_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]
 def test_await_a_final_message_returns_as_soon_as_the_stream_ends(
     server: FakeServer, client: ChatClient
 ) -> None:
-    server.enqueue(Reply.text("hello there"))
+    # The end of the body waits for `release`, set once the await has returned: the
+    # loop has nothing else to wake it, so an await that the stream's end does not
+    # wake (a value handed over without waking the loop) returns only when the guard
+    # timer wakes the loop, after the server stopped waiting (10 s) and so never sent
+    # the end of the body.
+    release = threading.Event()
+    text = Reply.text("hello there")
+    server.enqueue(dataclasses.replace(text, parts=(*text.parts, release)))
 
-    async def main() -> tuple[Message, float]:
-        started = time.monotonic()
+    async def main() -> Message:
         reply = await create_stream_completion(PARAMS, client=client).pipe(
             rxops.final_message()
         )
-        return reply, time.monotonic() - started
+        release.set()
+        return reply
 
-    reply, took = run(main)
+    reply = run(main, timeout=15)
     assert reply.content == "hello there"
-    assert took < 2.0, f"the await waited {took:.2f} s for something to wake the loop"
+    assert server.wait_for_event("write", len(text.parts) + 1), "the loop was not woken"
 
 
 def test_await_a_stream_gives_its_last_delta_on_the_loop_thread(
@@ -118,10 +125,13 @@ def test_await_a_stream_gives_its_last_delta_on_the_loop_thread(
 
 @pytest.mark.parametrize("operator", ["accumulate", "content", "reasoning", "final_message"])
 def test_await_every_operator_over_a_foreign_thread_source(operator: str) -> None:
-    # A plain Observable emitting on its own thread: the operator alone hands over.
+    # A plain Observable emitting on its own thread, once the await has subscribed and
+    # given the loop back: the operator alone hands over.
+    awaiting = threading.Event()
+
     def source(observer: Any, _scheduler: Any = None) -> Any:
         def emit() -> None:
-            time.sleep(0.05)
+            assert awaiting.wait(5)
             observer.on_next(Message(content="x", reasoning_content="r"))
             observer.on_completed()
 
@@ -129,6 +139,7 @@ def test_await_every_operator_over_a_foreign_thread_source(operator: str) -> Non
         return reactivex.disposable.Disposable()
 
     async def main() -> object:
+        asyncio.get_running_loop().call_soon(awaiting.set)  # runs once the await yields
         return await reactivex.create(source).pipe(getattr(rxops, operator)())
 
     assert run(main, timeout=5) in (Message(content="x", reasoning_content="r"), "x", "r")
@@ -208,7 +219,7 @@ def test_cancelling_an_await_closes_the_socket(server: FakeServer, client: ChatC
         task = asyncio.ensure_future(
             create_stream_completion(PARAMS, client=client).pipe(rxops.final_message())
         )
-        await asyncio.sleep(0.2)
+        assert await asyncio.to_thread(server.wait_for_event, "write", 3)  # then silence
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -265,7 +276,7 @@ def test_breaking_out_of_an_inline_async_for_closes_the_socket(
             got.append(text)
             if text == "b":
                 break
-        assert server.wait_for_disconnects(1, timeout=0.5), "not closed at the break"
+        assert server.wait_for_disconnects(1, timeout=5), "not closed at the break"
         return got
 
     assert run(main) == ["a", "b"]
@@ -279,7 +290,7 @@ def test_leaving_async_with_closes_the_socket(server: FakeServer, client: ChatCl
     async def main() -> str | None:
         async with aio.stream(PARAMS, client=client) as deltas:
             first = await deltas.__anext__()
-        assert server.wait_for_disconnects(1, timeout=0.5)
+        assert server.wait_for_disconnects(1, timeout=5)
         with pytest.raises(StopAsyncIteration):
             await deltas.__anext__()
         return first.content
@@ -306,7 +317,7 @@ def test_cancelling_the_iterating_task_closes_the_socket(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert server.wait_for_disconnects(1, timeout=0.5)
+        assert server.wait_for_disconnects(1, timeout=5)
         return got
 
     assert run(main) == ["a", "b", "c"]
@@ -326,7 +337,7 @@ def test_an_abandoned_iterator_closes_the_socket_when_collected(
         assert not server.wait_for_disconnects(1, timeout=0.2), "still held: still open"
         del deltas
         gc.collect()
-        assert server.wait_for_disconnects(1, timeout=1.0)
+        assert server.wait_for_disconnects(1, timeout=5)
 
     run(main)
 
@@ -461,7 +472,8 @@ def test_cancelling_an_awaited_turn_cancels_it(server: FakeServer, session: Chat
 def test_a_slow_consumer_never_stalls_the_session(
     server: FakeServer, session: ChatSession
 ) -> None:
-    server.enqueue(Reply.text("one two three four five six"))
+    reply = "one two three four five six"
+    server.enqueue(Reply.text(reply))
 
     async def main() -> list[str]:
         got: list[str] = []
@@ -475,7 +487,7 @@ def test_a_slow_consumer_never_stalls_the_session(
                 assert session.messages[0].content == "Be brief."
         return got
 
-    assert "".join(run(main)) == "one two three four five six"
+    assert "".join(run(main)) == reply
 
 
 def test_a_session_on_the_asyncio_loop_is_thread_safe(

@@ -108,7 +108,10 @@ def test_nothing_is_delivered_after_dispose() -> None:
         poster.start()
         poster.join()  # queued for the loop, not delivered yet
         subscription.dispose()
-        await asyncio.sleep(0.05)
+        # The hand-over was queued before this task yields: it runs before the task
+        # resumes (one wake-up drains the backlog).
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
     run(main)
     assert got == []

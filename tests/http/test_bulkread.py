@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import http.client
-import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,7 +22,7 @@ from rxchat._http import bulkread as _bulkread
 from rxchat._http import transport as _transport
 from rxchat._http.bulkread import bulk_reader, iter_dechunked
 from rxchat.testing import STALL, FakeServer, Framing, Reply, chunk, sse_event
-from tests.conftest import FRAMINGS, collect, subscribe
+from tests.conftest import FRAMINGS, collect, subscribe, wait_until
 
 PARAMS: Any = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 PER_STREAM = TimeoutScheduler()  # each attempt read on a thread of its own
@@ -92,15 +91,20 @@ def test_an_idle_stream_holds_no_read_sized_buffer(
 ) -> None:
     # The reference is a length-framed body with 10 bytes to go: urllib3 then reads
     # at most those 10, so its streams hold everything but a read-sized buffer.
-    reference = _held_per_idle_stream(server, client, "length")
-    held = _held_per_idle_stream(server, client, framing)
-    assert held - reference < _transport.READ_SIZE / 2, (
+    budget = _transport.READ_SIZE / 2
+    reference = _held_per_idle_stream(server, client, "length", lambda _held: False)
+    held = _held_per_idle_stream(server, client, framing, lambda h: h - reference < budget)
+    assert held - reference < budget, (
         f"{held / 1024:.0f} KiB per idle stream, {reference / 1024:.0f} KiB expected"
     )
 
 
-def _held_per_idle_stream(server: FakeServer, client: ChatClient, framing: Framing) -> float:
-    """Memory traced while 8 streams wait for bytes after their first delta."""
+def _held_per_idle_stream(
+    server: FakeServer, client: ChatClient, framing: Framing, enough: Callable[[float], bool]
+) -> float:
+    """Memory traced while 8 streams wait for bytes after their first delta: the least
+    of the samples taken until ``enough`` holds for one, or 20 of them were taken (a
+    reader still busy with its first read holds more than an idle one, for a moment)."""
     count = 8
     for _ in range(count):
         events = Reply.events([chunk(content="x")], done=False, framing=framing)
@@ -110,8 +114,14 @@ def _held_per_idle_stream(server: FakeServer, client: ChatClient, framing: Frami
                      for _ in range(count)]
     try:
         assert all(result.first.wait(5) for result, _ in subscriptions)
-        time.sleep(0.1)  # every reader back in its blocked read
-        held, _peak = tracemalloc.get_traced_memory()
+        samples: list[float] = []
+
+        def sampled() -> bool:
+            samples.append(tracemalloc.get_traced_memory()[0] / count)
+            return enough(samples[-1]) or len(samples) >= 20
+
+        assert wait_until(sampled)
+        held = min(samples) * count
     finally:
         tracemalloc.stop()
         for _, subscription in subscriptions:

@@ -1,9 +1,9 @@
 """Fault injection over the loopback server: every fault ends in its typed error.
 
 Each case checks four things: the error class (and a hint of its message), that it
-arrives within a small timeout, that the Rx grammar held (``on_next*`` then exactly one
-terminal, never two calls at once), and that no thread is left behind once the client
-is closed. Timeouts are small (0.3 s) so the suite is fast.
+arrives at all (a fault that hangs fails the collect guard), that the Rx grammar held
+(``on_next*`` then exactly one terminal, never two calls at once), and that no thread
+is left behind once the client is closed. Timeouts are small (0.3 s) so the suite is fast.
 """
 
 from __future__ import annotations
@@ -32,12 +32,21 @@ from rxchat.errors import (
     StreamInterrupted,
 )
 from rxchat.testing import RESET, STALL, FakeServer, Framing, Reply, chunk, closed_port, sse_event
-from tests.conftest import FRAMINGS, PARAMS, Collected, assert_grammar, collect, wait_until
+from tests.conftest import (
+    FRAMINGS,
+    PARAMS,
+    Collected,
+    assert_grammar,
+    collect,
+    threads_started_since,
+    wait_until,
+)
 
 IDLE = 0.3
 FIRST_DELTA = 0.4
-WITHIN = 3.0
-"""Every fault must end this soon: a generous bound, the real figures are far below."""
+HANG_GUARD = 5.0
+"""A fault that has not ended after this long hangs: the client timeouts are 0.3-1 s.
+How fast each fault ends is a figure (printed with ``-s``), not an assertion."""
 
 
 @dataclass
@@ -61,25 +70,23 @@ class Harness:
             self.server.enqueue(reply)
         started = time.monotonic()
         result = collect(create_stream_completion(PARAMS, client=client or self.client()),
-                         timeout=WITHIN + 2)
+                         timeout=HANG_GUARD)
         elapsed = time.monotonic() - started
         assert_grammar(result)
         assert result.events[-1] == "error", "a fault must never look like a complete reply"
         assert isinstance(result.error, RxChatError)
-        assert elapsed < WITHIN, f"took {elapsed:.2f} s"
         print(f"{type(result.error).__name__} in {elapsed * 1000:.0f} ms: {result.error}")
         return result
 
 
 @pytest.fixture
 def harness(server: FakeServer) -> Iterator[Harness]:
-    time.sleep(0.05)
-    threads = threading.active_count()
+    threads = set(threading.enumerate())
     running = Harness(server, [])
     yield running
     for client in running.clients:
         client.close()
-    assert wait_until(lambda: threading.active_count() <= threads), (
+    assert wait_until(lambda: not threads_started_since(threads)), (
         f"threads left behind: {[t.name for t in threading.enumerate()]}"
     )
 

@@ -35,7 +35,14 @@ from rxchat.errors import (
     StreamInterrupted,
 )
 from rxchat.testing import RESET, FakeServer, Reply, chunk, closed_port
-from tests.conftest import PARAMS, collect, subscribe, wait_until
+from tests.conftest import (
+    PARAMS,
+    collect,
+    retry_timers,
+    subscribe,
+    threads_started_since,
+    wait_until,
+)
 
 BUSY = {"error": {"message": "busy"}}
 
@@ -326,15 +333,13 @@ def test_connection_refused_is_retried_in_virtual_time(scheduler: TestScheduler)
 def test_dispose_during_a_long_wait_ends_the_waiting_thread_at_once(server: FakeServer) -> None:
     client = ChatClient(server.base_url, "k", max_retries=2)
     server.enqueue(Reply.error(429, "wait", headers={"Retry-After": "30"}))
-    time.sleep(0.05)
-    threads = threading.active_count()
+    threads = set(threading.enumerate())
     result, disposable = subscribe(create_stream_completion(PARAMS, client=client))
     assert server.wait_for_requests(1)
-    assert wait_until(lambda: threading.active_count() > threads)
-    time.sleep(0.1)  # the reader is now waiting 30 s for its retry
+    assert wait_until(retry_timers), "no thread is waiting to retry"
     disposable.dispose()
     client.close()
-    assert wait_until(lambda: threading.active_count() <= threads, timeout=2.0), (
+    assert wait_until(lambda: not threads_started_since(threads)), (
         "the thread waiting to retry outlived dispose"
     )
     assert len(server.requests) == 1 and result.events == []

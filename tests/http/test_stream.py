@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +27,9 @@ from tests.conftest import (
     assert_grammar,
     collect,
     open_fds,
+    retry_timers,
     subscribe,
+    threads_started_since,
     wait_until,
 )
 
@@ -250,8 +251,7 @@ def test_delta_arrives_while_the_server_is_still_silent(
 def test_cold_nothing_is_sent_until_subscribe(server: FakeServer, client: ChatClient) -> None:
     server.enqueue(Reply.text("a"), Reply.text("b"))
     observable = stream(client)
-    time.sleep(0.1)
-    assert server.requests == []
+    assert server.requests == []  # and an eager request would have taken "a" below
     assert collect(observable).content == "a"
     assert collect(observable).content == "b"
     assert len(server.requests) == 2
@@ -309,14 +309,13 @@ def test_params_are_not_mutated(server: FakeServer, client: ChatClient) -> None:
 
 
 @pytest.fixture
-def baseline(server: FakeServer) -> Iterator[tuple[int, int]]:
-    time.sleep(0.05)
-    yield threading.active_count(), open_fds()
+def baseline(server: FakeServer) -> Iterator[tuple[set[threading.Thread], int]]:
+    yield set(threading.enumerate()), open_fds()
 
 
 @pytest.mark.parametrize("framing", FRAMINGS)
 def test_dispose_while_the_server_is_silent(
-    server: FakeServer, baseline: tuple[int, int], framing: Framing
+    server: FakeServer, baseline: tuple[set[threading.Thread], int], framing: Framing
 ) -> None:
     threads, fds = baseline
     client = ChatClient(server.base_url, "k", max_retries=0)
@@ -325,7 +324,7 @@ def test_dispose_while_the_server_is_silent(
     assert result.first.wait(3)
     disposable.dispose()
     assert server.wait_for_disconnects(1, timeout=3), "the socket was not closed"
-    assert wait_until(lambda: threading.active_count() <= threads), "reader thread still alive"
+    assert wait_until(lambda: not threads_started_since(threads)), "reader thread still alive"
     client.close()
     assert wait_until(lambda: open_fds() <= fds), "a socket was leaked"
     assert result.events == ["next"]
@@ -337,24 +336,28 @@ def test_nothing_is_emitted_after_dispose(server: FakeServer, client: ChatClient
     assert result.first.wait(3)
     disposable.dispose()
     seen = len(result.events)
-    time.sleep(0.3)
+    assert server.wait_for_disconnects(1)
+    # The socket is closed, and a second stream through the same client is read and
+    # delivered to its end: whatever of the first was still queued has had its turn.
+    server.enqueue(Reply.text("after"))
+    assert collect(stream(client)).content == "after"
     assert len(result.events) == seen
     assert "completed" not in result.events and "error" not in result.events
-    assert server.wait_for_disconnects(1)
 
 
-def test_dispose_before_headers_arrive(server: FakeServer, baseline: tuple[int, int]) -> None:
+def test_dispose_before_headers_arrive(
+    server: FakeServer, baseline: tuple[set[threading.Thread], int]
+) -> None:
     threads, fds = baseline
-    client = ChatClient(server.base_url, "k", max_retries=0)
+    # The read timeout is far beyond the waits below: only the dispose can close.
+    client = ChatClient(server.base_url, "k", max_retries=0, timeout=(5, 60))
     server.enqueue(Reply.text("never").after(STALL))
     result, disposable = subscribe(stream(client))
-    assert server.wait_for_requests(1)
-    time.sleep(0.05)  # the reader is now blocked waiting for the status line
-    started = time.monotonic()
+    assert server.wait_for_requests(1)  # sent; the client waits for the status line
     disposable.dispose()
     assert server.wait_for_disconnects(1, timeout=3), "the socket was not closed"
-    assert wait_until(lambda: threading.active_count() <= threads), "reader thread still alive"
-    assert time.monotonic() - started < 3
+    assert server.events_of(0) == ["request", "disconnect"]  # no headers were ever sent
+    assert wait_until(lambda: not threads_started_since(threads)), "reader thread still alive"
     client.close()
     assert wait_until(lambda: open_fds() <= fds), "a socket was leaked"
     assert result.events == []
@@ -368,8 +371,7 @@ def test_dispose_before_the_reader_starts_sends_nothing(server: FakeServer) -> N
     observable = create_stream_completion(PARAMS, client=client, scheduler=scheduler)
     result, disposable = subscribe(observable)
     disposable.dispose()
-    scheduler.start()
-    time.sleep(0.05)
+    scheduler.start()  # runs every attempt, request and read included, synchronously
     assert server.requests == [] and result.events == []
 
 
@@ -412,8 +414,10 @@ def test_no_retry_after_the_first_delta(server: FakeServer) -> None:
     result = collect(stream(client))
     assert isinstance(result.error, APITimeoutError)
     assert result.content == "partial"
-    time.sleep(0.1)
     assert len(server.requests) == 1
+    # The error was terminal: no retry is pending to take the next reply.
+    assert collect(stream(client)).content == "duplicate"
+    assert len(server.requests) == 2
 
 
 def test_dispose_during_retry_backoff_ends_at_once(server: FakeServer) -> None:
@@ -421,9 +425,9 @@ def test_dispose_during_retry_backoff_ends_at_once(server: FakeServer) -> None:
     server.enqueue(Reply.error(429, "wait", headers={"Retry-After": "30"}))
     result, disposable = subscribe(stream(client))
     assert server.wait_for_requests(1)
-    time.sleep(0.1)
+    assert wait_until(retry_timers), "no retry is waiting"
     disposable.dispose()
-    time.sleep(0.1)
+    assert wait_until(lambda: not retry_timers()), "the 30 s wait outlived dispose"
     assert len(server.requests) == 1 and result.events == []
 
 

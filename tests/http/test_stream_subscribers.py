@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
-import time
 
 import pytest
 import reactivex.operators as ops
@@ -22,14 +22,18 @@ from tests.conftest import PARAMS
 def test_a_subscribe_time_scheduler_does_not_run_the_blocking_read(
     server: FakeServer, client: ChatClient
 ) -> None:
-    server.enqueue(Reply.events([chunk(content="x")], done=False).then(STALL))
+    # The body waits for `go`, set only once subscribe has returned: a read run by
+    # subscribe would wait for a delta that cannot come, and the stream would end
+    # (the server gives up after 10 s) without one.
+    go = threading.Event()
+    reply = Reply.events([chunk(content="x")], done=False)
+    server.enqueue(dataclasses.replace(reply, parts=(go, *reply.parts, STALL)))
     first = threading.Event()
-    started = time.monotonic()
     subscription = create_stream_completion(PARAMS, client=client).subscribe(
         lambda _delta: first.set(), scheduler=CurrentThreadScheduler.singleton()
     )
-    assert time.monotonic() - started < 1.0, "subscribe blocked on the read"
-    assert first.wait(5)
+    go.set()
+    assert first.wait(5), "subscribe ran the read"
     subscription.dispose()
     assert server.wait_for_disconnects(1)
 

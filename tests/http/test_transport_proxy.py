@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -66,10 +65,10 @@ def test_dispose_through_the_proxy_closes_the_socket_at_once(
         assert result.first.wait(5)
     else:
         assert server.wait_for_requests(1)
-    started = time.monotonic()
     subscription.dispose()  # must not raise, whatever socket type sits underneath
-    assert server.wait_for_disconnects(1, timeout=2), "the proxy still holds the request"
-    assert time.monotonic() - started < 1.0
+    # The read timeout is 30 s and the server is silent: only the dispose closes.
+    assert server.wait_for_disconnects(1, timeout=5), "the proxy still holds the request"
+    assert server.events_of(0)[-1] == "disconnect"
     assert wait_until(lambda: proxy.open_tunnels == 0)
     assert wait_until(lambda: threading.active_count() <= threads)
     assert wait_until(lambda: open_fds() <= fds)

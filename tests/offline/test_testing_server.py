@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -127,11 +129,52 @@ def test_stop_ends_stalled_replies() -> None:
     server.enqueue(Reply.raw([b"x"]).then(STALL))
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     conn.request("POST", "/v1/chat/completions", b"{}")
-    conn.getresponse()
-    started = time.monotonic()
+    response = conn.getresponse()
+    assert server.wait_for_event("write")  # the part before the stall is sent
     server.stop()
+    # The stall ends with the server: the body is cut, long before the 5 s read timeout.
+    with pytest.raises(http.client.IncompleteRead):
+        response.read()
     conn.close()
-    assert time.monotonic() - started < 3
+    assert server.events_of(0) == ["request", "headers", "write"]
+
+
+def test_events_log_what_the_server_did_in_order(server: FakeServer) -> None:
+    gate = threading.Event()
+    server.enqueue(Reply.raw([b"one", gate, b"two"], framing="close"),
+                   Reply.events([chunk(content="x")], done=False).then(STALL))
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    with contextlib.closing(conn):
+        conn.request("POST", "/v1/chat/completions", b"{}")
+        response = conn.getresponse()
+        assert server.wait_for_requests(1) and server.wait_for_headers(1)
+        assert server.wait_for_event("write", 1)
+        assert server.events_of(0) == ["request", "headers", "write"]  # held at the gate
+        gate.set()
+        assert response.read() == b"onetwo"
+    assert server.events_of(0) == ["request", "headers", "write", "write"]
+    stalled = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    stalled.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Length: 2\r\n\r\n{}")
+    assert server.wait_for_event("write", 3)
+    stalled.close()
+    assert server.wait_for_disconnects(1)
+    assert server.events_of(-1) == ["request", "headers", "write", "disconnect"]
+    times = [event.at for event in server.events]
+    assert times == sorted(times)
+    assert not server.wait_for_event("disconnect", 2, timeout=0.05)
+
+
+def test_a_get_is_logged_without_a_request() -> None:
+    with FakeServer() as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        with contextlib.closing(conn):
+            conn.request("GET", "/v1/models")
+            assert conn.getresponse().status == 200
+        assert server.wait_for_headers(1) and server.wait_for_event("write", 1)
+        assert server.requests == []
+        assert [(e.kind, e.request) for e in server.events][:2] == [("headers", -1),
+                                                                   ("write", -1)]
 
 
 def test_closed_port_refuses() -> None:
@@ -151,3 +194,23 @@ def test_tool_calls_reply_accepts_the_flat_and_the_nested_openai_shape() -> None
     assert flat == nested
     with pytest.raises(ValueError, match="call 0 has no name"):
         Reply.tool_calls([{"id": "c1", "function": {"arguments": "{}"}}])
+
+
+def test_the_event_log_is_bounded_and_waits_still_count_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rxchat._offline import server as server_module
+
+    monkeypatch.setattr(server_module, "EVENTS_KEPT", 10)
+    with FakeServer() as server:
+        for _ in range(5):
+            server.enqueue(Reply.raw([b"a", b"b", b"c"], framing="length"))
+            assert post(server, {})[1] == b"abc"
+        assert server.wait_for_event("write", 15, timeout=5)  # 5 x (3 parts)
+        assert server.wait_for_requests(5, timeout=5)
+        assert len(server.events) <= 10
+        assert server.events_of(4) == ["request", "headers", "write", "write", "write"]
+
+
+def test_events_of_a_request_that_does_not_exist_is_empty(server: FakeServer) -> None:
+    assert server.events_of(-1) == [] and server.events_of(3) == []

@@ -16,7 +16,7 @@ from collections import Counter
 
 from rxchat import ChatClient, ChatCompletionParams, create_stream_completion
 from rxchat.testing import FakeServer, RecordedRequest, Reply
-from tests.conftest import Collected, open_fds, subscribe, wait_until
+from tests.conftest import Collected, open_fds, subscribe, threads_started_since, wait_until
 
 CYCLES = 1000
 WORKERS = 8
@@ -47,8 +47,7 @@ def moment(result: Collected) -> str:
 def test_random_dispose_cycles_leave_no_thread_or_socket() -> None:
     with FakeServer(varied_reply) as server:
         client = ChatClient(server.base_url, "k", max_retries=0, timeout=(2.0, 5.0))
-        time.sleep(0.1)
-        threads, fds = threading.active_count(), open_fds()
+        threads, fds = set(threading.enumerate()), open_fds()
         moments: Counter[str] = Counter()
         problems: list[str] = []
         lock = threading.Lock()
@@ -92,12 +91,12 @@ def test_random_dispose_cycles_leave_no_thread_or_socket() -> None:
         assert sum(moments.values()) == CYCLES
         assert problems == []
         client.close()
-        assert wait_until(lambda: threading.active_count() <= threads, 10.0), (
-            f"{threading.active_count() - threads} threads left behind"
+        assert wait_until(lambda: not threads_started_since(threads), 10.0), (
+            f"threads left behind: {threads_started_since(threads)}"
         )
         assert wait_until(lambda: open_fds() <= fds, 10.0), f"{open_fds() - fds} descriptors leaked"
         print(f"\n{CYCLES} cycles in {elapsed:.1f} s, disposed {dict(moments)}; "
-              f"{len(server.requests)} requests reached the server; threads {threads} -> "
+              f"{len(server.requests)} requests reached the server; threads {len(threads)} -> "
               f"{threading.active_count()}, fds {fds} -> {open_fds()}")
     # Every moment was exercised, not just one of them.
     assert min(moments.values()) >= CYCLES // 20, moments
@@ -106,8 +105,7 @@ def test_random_dispose_cycles_leave_no_thread_or_socket() -> None:
 def test_200_concurrent_streams_all_complete() -> None:
     with FakeServer(varied_reply) as server:
         client = ChatClient(server.base_url, "k", max_retries=0, timeout=(5.0, 20.0))
-        time.sleep(0.1)
-        threads, fds = threading.active_count(), open_fds()
+        threads, fds = set(threading.enumerate()), open_fds()
         started = time.monotonic()
         results = [
             subscribe(create_stream_completion(params("slow-body"), client=client))[0]
@@ -121,6 +119,6 @@ def test_200_concurrent_streams_all_complete() -> None:
         assert all(r.overlaps == 0 and r.terminals == 1 for r in results)
         assert len(server.requests) == CONCURRENT
         client.close()
-        assert wait_until(lambda: threading.active_count() <= threads, 10.0)
+        assert wait_until(lambda: not threads_started_since(threads), 10.0)
         assert wait_until(lambda: open_fds() <= fds, 10.0)
         print(f"\n{CONCURRENT} concurrent streams completed in {elapsed:.2f} s")
