@@ -244,14 +244,15 @@ class _Reader(Emitter):
         )
         return delay
 
-    def _attempt(self, client: ChatClient) -> None:
+    def _post(self, client: ChatClient) -> StreamResponse | None:
+        """Send the request of one attempt: its response, or None if disposed first."""
         handle = self._handle = AbortHandle()
         if self._stopped:
-            return
+            return None
         self._started = time.monotonic()
         limit = client.first_delta_timeout
         self._deadline = self._started + limit if limit is not None else float("inf")
-        response = post_stream(
+        return post_stream(
             client.session,
             client.completions_url,
             client.build_body(self._params),
@@ -259,19 +260,34 @@ class _Reader(Emitter):
             client.timeout,
             handle,
         )
+
+    def _is_event_stream(self, response: StreamResponse, client: ChatClient) -> bool:
+        """Whether the response is an event stream to read; an error status raises,
+        and a whole (not streamed) completion is emitted here.
+
+        Raises:
+            APIStatusError: The status is 400 or more (its subclass for the status).
+        """
+        if response.status_code >= 400:
+            body = client.redact(response.read_text(keep_partial=True))
+            raise status_error(
+                response.status_code, body, response.headers, client.completions_url,
+                key_source=client._key_source,
+            )
+        if response.content_type != "text/event-stream":
+            self._read_whole_body(response)
+            return False
+        return True
+
+    def _attempt(self, client: ChatClient) -> None:
+        response = self._post(client)
+        if response is None:
+            return
         done = False
         try:
             if self._stopped:
                 return
-            if response.status_code >= 400:
-                body = client.redact(response.read_text(keep_partial=True))
-                raise status_error(
-                    response.status_code, body, response.headers, client.completions_url,
-                    key_source=client._key_source,
-                )
-            if response.content_type != "text/event-stream":
-                self._read_whole_body(response)
-            else:
+            if self._is_event_stream(response, client):
                 done = self._read_events(
                     response.iter_bytes(), client.max_event_bytes, self._check_first_delta
                 )
@@ -434,33 +450,14 @@ class _Shared(_Reader):
     # -- one attempt --------------------------------------------------------------------
 
     def _attempt(self, client: ChatClient) -> None:
-        handle = self._handle = AbortHandle()
-        if self._stopped:
+        response = self._post(client)
+        if response is None:
             return
-        self._started = time.monotonic()
-        limit = client.first_delta_timeout
-        self._deadline = self._started + limit if limit is not None else float("inf")
-        response = post_stream(
-            client.session,
-            client.completions_url,
-            client.build_body(self._params),
-            client.build_headers(),
-            client.timeout,
-            handle,
-        )
         handed = False
         try:
             if self._stopped:
                 return
-            if response.status_code >= 400:
-                body = client.redact(response.read_text(keep_partial=True))
-                raise status_error(
-                    response.status_code, body, response.headers, client.completions_url,
-                    key_source=client._key_source,
-                )
-            if response.content_type != "text/event-stream":
-                self._read_whole_body(response)
-            else:
+            if self._is_event_stream(response, client):
                 handed = True
                 self._hand_over(response, client)
                 return
