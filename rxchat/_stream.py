@@ -412,22 +412,13 @@ class _Shared(_Reader):
     def _error(self, error: Exception) -> None:
         if not self._stopped and not self._terminal:
             self._terminal = True
-            self._queue.call(lambda: self._deliver_error(error))
+            deliver = super()._error  # the end itself, as in the per-attempt model
+            self._queue.call(lambda: deliver(error))
 
     def _complete(self) -> None:
         if not self._stopped and not self._terminal:
             self._terminal = True
-            self._queue.call(self._deliver_completed)
-
-    def _deliver_error(self, error: Exception) -> None:
-        if not self._stopped:
-            self._stopped = True
-            self._observer.on_error(error)
-
-    def _deliver_completed(self) -> None:
-        if not self._stopped:
-            self._stopped = True
-            self._observer.on_completed()
+            self._queue.call(super()._complete)
 
     def _observer_failed(self, error: Exception) -> None:
         """The subscriber's ``on_next`` raised: the stream ends with that exception."""

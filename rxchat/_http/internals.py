@@ -40,6 +40,22 @@ def is_chunked(raw: Any) -> bool:
     return bool(raw._fp.chunked)
 
 
+
+def _unread(raw: Any) -> http.client.HTTPResponse | None:
+    """The ``http.client`` response under a urllib3 response of which neither library
+    has read or decoded a byte of the body yet, else None."""
+    fp = getattr(raw, "_fp", None)
+    if type(fp) is not http.client.HTTPResponse or fp.isclosed():
+        return None
+    if fp.chunked and fp.chunk_left is not None:
+        return None  # http.client already read part of the body
+    if getattr(raw, "_fp_bytes_read", None) != 0 or getattr(raw, "_has_decoded_content", True):
+        return None  # urllib3 already read part of the body
+    buffered = getattr(raw, "_decoded_buffer", None)
+    if buffered is None or len(buffered) or getattr(raw, "_decoder", None) is not None:
+        return None
+    return fp
+
 def socket_file(raw: Any) -> tuple[Callable[[int], bytes], Callable[[int], bytes], Any] | None:
     """``(peek, read1, sock)`` of the socket file of a fresh chunked or
     close-delimited urllib3 response (``sock`` may be None), else None.
@@ -47,22 +63,14 @@ def socket_file(raw: Any) -> tuple[Callable[[int], bytes], Callable[[int], bytes
     Args:
         raw: A ``urllib3.HTTPResponse`` (``requests.Response.raw``) not read yet.
     """
-    fp = getattr(raw, "_fp", None)
-    if type(fp) is not http.client.HTTPResponse or fp.isclosed():
-        return None
-    if fp.chunked:
-        if fp.chunk_left is not None:
-            return None  # http.client already read part of the body
-    elif fp.length is not None or not fp.will_close:
+    fp = _unread(raw)
+    if fp is None or (not fp.chunked and (fp.length is not None or not fp.will_close)):
         return None  # length-framed: http.client keeps the count
-    if getattr(raw, "_fp_bytes_read", None) != 0 or getattr(raw, "_has_decoded_content", True):
-        return None  # urllib3 already read part of the body
-    if getattr(raw, "_decoder", None) is not None or raw.headers.get("content-encoding"):
+    if raw.headers.get("content-encoding"):
         return None
-    buffered = getattr(raw, "_decoded_buffer", None)
     sockfile = getattr(fp, "fp", None)
     peek, read1 = getattr(sockfile, "peek", None), getattr(sockfile, "read1", None)
-    if buffered is None or len(buffered) or not callable(peek) or not callable(read1):
+    if not callable(peek) or not callable(read1):
         return None
     sock = getattr(getattr(raw, "connection", None), "sock", None)
     return peek, read1, sock
@@ -131,12 +139,10 @@ def take_over(raw: Any) -> Takeover | None:
     Args:
         raw: A ``urllib3.HTTPResponse`` (``requests.Response.raw``) not read yet.
     """
-    fp = getattr(raw, "_fp", None)
-    if type(fp) is not http.client.HTTPResponse or fp.isclosed():
+    fp = _unread(raw)
+    if fp is None:
         return None
     if fp.chunked:
-        if fp.chunk_left is not None:
-            return None
         framing, length = "chunked", 0
     elif fp.length is not None:
         framing, length = "length", fp.length
@@ -144,14 +150,11 @@ def take_over(raw: Any) -> Takeover | None:
         framing, length = "close", 0
     else:
         return None
-    if getattr(raw, "_fp_bytes_read", None) != 0 or getattr(raw, "_has_decoded_content", True):
-        return None
     encoding = _ENCODINGS.get(raw.headers.get("content-encoding", "").strip().lower())
-    if encoding is None or getattr(raw, "_decoder", None) is not None:
+    if encoding is None:
         return None
-    buffered = getattr(raw, "_decoded_buffer", None)
     sockfile = getattr(fp, "fp", None)
-    if buffered is None or len(buffered) or not isinstance(sockfile, io.BufferedReader):
+    if not isinstance(sockfile, io.BufferedReader):
         return None
     # The socket the socket file reads (``SocketIO._sock``): urllib3 has already let
     # go of the connection of a close-delimited response.

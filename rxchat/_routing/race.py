@@ -114,9 +114,18 @@ class Race:
     def dispose(self) -> None:
         """Stop: dispose the timer and every attempt (their sockets close at once)."""
         with self._lock:
-            self._stopped = True
-            attempts = list(self._running.values())
-            self._running.clear()
+            attempts = self._stop()
+        self._dispose_all(attempts)
+
+    def _stop(self) -> list[Attempt]:
+        """Mark the race stopped and take its running attempts (the lock is held)."""
+        self._stopped = True
+        attempts = list(self._running.values())
+        self._running.clear()
+        return attempts
+
+    def _dispose_all(self, attempts: list[Attempt]) -> None:
+        """Dispose the hedge timer and `attempts` (outside the lock)."""
         self._timer.dispose()
         for attempt in attempts:
             attempt.dispose()
@@ -221,12 +230,8 @@ class Race:
         with self._lock:
             if self._stopped or self._winner is not None:
                 return False
-            self._stopped = True
-            attempts = list(self._running.values())
-            self._running.clear()
-        self._timer.dispose()
-        for attempt in attempts:
-            attempt.dispose()
+            attempts = self._stop()
+        self._dispose_all(attempts)
         self._observer.on_error(error)
         return True
 
