@@ -201,7 +201,7 @@ def test_idle_timeout_inside_iterate_runs_its_timer_off_the_loop(
     async def main() -> list[str]:
         got: list[str] = []
         stream = create_stream_completion(PARAMS, client=client).pipe(
-            rxops.idle_timeout(0.3), rxops.content()
+            rxops.idle_timeout(1.0), rxops.content()
         )
         with pytest.raises(APITimeoutError):
             async for text in aio.iterate(stream):
